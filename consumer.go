@@ -1,0 +1,260 @@
+package monster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"time"
+)
+
+// StartPosition says where a new consumer starts. A consumer that already
+// exists in the store resumes from its checkpoints; use ResetConsumer to
+// move it.
+type StartPosition struct {
+	kind     startKind
+	position int64
+	time     time.Time
+}
+
+type startKind int
+
+const (
+	startBeginning startKind = iota
+	startEnd
+	startPosition
+	startTime
+)
+
+var (
+	// Beginning starts a new consumer at the first event of the log: it
+	// works through history (the default).
+	Beginning = StartPosition{kind: startBeginning}
+	// End starts a new consumer after the last event logged so far.
+	End = StartPosition{kind: startEnd}
+)
+
+// AtPosition starts a new consumer at the event at position p (inclusive).
+func AtPosition(p int64) StartPosition { return StartPosition{kind: startPosition, position: p} }
+
+// AtTime starts a new consumer at the first event logged at or after t.
+func AtTime(t time.Time) StartPosition { return StartPosition{kind: startTime, time: t} }
+
+func (s StartPosition) String() string {
+	switch s.kind {
+	case startEnd:
+		return "end"
+	case startPosition:
+		return fmt.Sprintf("position %d", s.position)
+	case startTime:
+		return "time " + s.time.Format(time.RFC3339Nano)
+	}
+	return "beginning"
+}
+
+// checkpoint returns the position after which the consumer starts.
+func (s StartPosition) checkpoint(ctx context.Context, m *Monster) (int64, error) {
+	switch s.kind {
+	case startEnd:
+		return m.store.Head(ctx)
+	case startPosition:
+		return max(s.position-1, 0), nil
+	case startTime:
+		return m.store.PositionBefore(ctx, s.time)
+	}
+	return 0, nil
+}
+
+// RetryPolicy says how a consumer retries a failed event: exponential
+// backoff from InitialBackoff, doubling up to MaxBackoff, each delay
+// randomised by ±Jitter, for MaxAttempts runs in all; then the event goes
+// to the consumer's dead letters.
+type RetryPolicy struct {
+	// MaxAttempts is the number of runs before dead-lettering, including
+	// the first. Default 5.
+	MaxAttempts int
+	// InitialBackoff is the delay before the first retry. Default 100ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the delay. Default 1 minute.
+	MaxBackoff time.Duration
+	// Jitter is the fraction by which each delay is randomised, 0 to 1.
+	// Default 0.2; set a negative value for none.
+	Jitter float64
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.InitialBackoff <= 0 {
+		p.InitialBackoff = 100 * time.Millisecond
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = time.Minute
+	}
+	if p.Jitter == 0 {
+		p.Jitter = 0.2
+	}
+	p.Jitter = min(max(p.Jitter, 0), 1)
+	return p
+}
+
+// Backoff returns the delay before the retry that follows attempt (1 for
+// the first failure).
+func (p RetryPolicy) Backoff(attempt int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	if p.Jitter > 0 {
+		d = time.Duration(float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)))
+	}
+	return d
+}
+
+// ConsumerOptions configures a consumer. The zero value (or nil) gives the
+// defaults each field's comment states.
+type ConsumerOptions struct {
+	// Concurrency is how many events this process handles at once for the
+	// consumer. Events with the same key never run concurrently. Default 1.
+	Concurrency int
+	// Partitions splits the consumer's events by key (by type for events
+	// without a key) among the processes running it. Fixed when the
+	// consumer is first created. Default 16. Use 1 (with Concurrency 1 and
+	// Blocking) for strict total order.
+	Partitions int
+	// StartAt is where a new consumer starts. Default Beginning.
+	StartAt StartPosition
+	// Retry is the retry policy for failed events.
+	Retry RetryPolicy
+	// Blocking retries a failed event forever (with capped backoff) instead
+	// of dead-lettering it, holding back later events of its partition.
+	// Default false.
+	Blocking bool
+	// Timeout bounds each handler run through its context. Default 1
+	// minute. A handler must honour ctx; one that ignores it keeps its
+	// worker until it returns.
+	Timeout time.Duration
+	// MaxInFlight caps the events read ahead and not yet finished in this
+	// process. Default 1000 or 64×Concurrency, whichever is larger.
+	MaxInFlight int
+	// Middleware wraps the handler, outermost first.
+	Middleware []HandlerMiddleware
+}
+
+func (o *ConsumerOptions) withDefaults() ConsumerOptions {
+	var out ConsumerOptions
+	if o != nil {
+		out = *o
+	}
+	if out.Concurrency <= 0 {
+		out.Concurrency = 1
+	}
+	if out.Partitions <= 0 {
+		out.Partitions = 16
+	}
+	out.Retry = out.Retry.withDefaults()
+	if out.Timeout <= 0 {
+		out.Timeout = time.Minute
+	}
+	if out.MaxInFlight <= 0 {
+		out.MaxInFlight = max(1000, 64*out.Concurrency)
+	}
+	return out
+}
+
+var consumerNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
+
+// consumerDef is a consumer as declared with Consume.
+type consumerDef struct {
+	name    string
+	handler Handler
+	opts    ConsumerOptions
+	run     HandlerFunc // middleware around the routed handler
+}
+
+// Consume declares the consumer name, which runs h for every event whose
+// type h subscribes to, once Run or Start is called (or at once inside Log
+// in eager mode). Several processes may declare the same consumer: they
+// share its events by partition. The consumer keeps its position in the
+// store, so a restarted process resumes where it left off.
+//
+// It returns an error wrapping ErrInvalidName for a malformed name or
+// pattern, and an error if the name is already declared in this Monster.
+func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
+	if len(name) > maxNameLength || !consumerNamePattern.MatchString(name) {
+		return fmt.Errorf("%w: consumer name %q: use letters, digits and '_', '-', '.', ':'", ErrInvalidName, name)
+	}
+	if len(h.routes) == 0 {
+		return fmt.Errorf("monster: consumer %q: handler subscribes to no event type", name)
+	}
+	for _, r := range h.routes {
+		if err := checkPattern(r.pattern); err != nil {
+			return fmt.Errorf("monster: consumer %q: %w", name, err)
+		}
+		if r.fn == nil {
+			return fmt.Errorf("monster: consumer %q: nil handler function for %q", name, r.pattern)
+		}
+	}
+	def := &consumerDef{name: name, handler: h, opts: opts.withDefaults()}
+	if def.opts.Partitions > 4096 {
+		return fmt.Errorf("monster: consumer %q: %d partitions is over the limit of 4096", name, def.opts.Partitions)
+	}
+	var run HandlerFunc = func(ctx context.Context, e RawEvent) error {
+		fn := h.match(e.Type)
+		if fn == nil {
+			return nil
+		}
+		return fn(ctx, e)
+	}
+	for i := len(def.opts.Middleware) - 1; i >= 0; i-- {
+		run = def.opts.Middleware[i](run)
+	}
+	def.run = run
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if _, dup := m.consumers[name]; dup {
+		return fmt.Errorf("monster: consumer %q is already declared", name)
+	}
+	m.consumers[name] = def
+	if m.running != nil {
+		m.running.start(def)
+	}
+	return nil
+}
+
+// handle runs the consumer's handler once on e, with its timeout and panic
+// recovery.
+func (d *consumerDef) handle(ctx context.Context, e RawEvent) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	return recovered(ctx, d.run, e)
+}
+
+// runEager runs every matching consumer's handler on e (eager mode).
+func (m *Monster) runEager(ctx context.Context, e RawEvent) error {
+	m.mu.Lock()
+	defs := make([]*consumerDef, 0, len(m.consumers))
+	for _, d := range m.consumers {
+		defs = append(defs, d)
+	}
+	m.mu.Unlock()
+	sortDefs(defs)
+	var errs []error
+	for _, d := range defs {
+		if d.handler.match(e.Type) == nil {
+			continue
+		}
+		ev := e
+		ev.Attempt = 1
+		if err := d.handle(ctx, ev); err != nil {
+			errs = append(errs, &HandlerError{Consumer: d.name, EventID: e.ID, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,319 @@
+package monster
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gomonster/monster/store"
+)
+
+// LogFunc stores one entry; log middleware wraps it.
+type LogFunc func(ctx context.Context, e *Entry) error
+
+// LogMiddleware wraps logging, like pymonster's custom Event.log: it runs
+// before the event is encoded, validated and stored, and may enrich the
+// entry (add Meta, set Key), transform its Data, validate it (return an
+// error and nothing is stored), or print it. Call next to go on.
+type LogMiddleware func(next LogFunc) LogFunc
+
+// UseLog adds log middleware around the existing chain (outermost last
+// added). Use it at start-up, before logging.
+func (m *Monster) UseLog(mw ...LogMiddleware) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, w := range mw {
+		m.log = w(m.log)
+	}
+}
+
+// preparedKey carries the encoded event from the innermost LogFunc back to
+// the caller through the Entry.
+type prepared struct {
+	entry *Entry
+	event store.NewEvent
+}
+
+type preparedCtxKey struct{}
+
+// Log stores an event of type typ with data (any JSON-encodable value) and
+// returns the stored event. When it returns nil error the event is
+// committed and synced; concurrent calls share one commit.
+//
+// Errors: ErrInvalidName for a malformed type, ErrUndeclared, ErrInvalid
+// (a *ValidationError naming the field), ErrEncoding, ErrTooLarge, a
+// middleware's error, ErrClosed, or a store error. With all of these
+// nothing is stored, except ErrAmbiguous: ctx ended (or the store lost its
+// connection) after the event was handed to the store, which may have
+// stored it; log with WithIdempotencyKey to retry safely.
+func (m *Monster) Log(ctx context.Context, typ string, data any, opts ...LogOption) (RawEvent, error) {
+	entry := Entry{Type: typ, Data: data}
+	for _, o := range opts {
+		o(&entry)
+	}
+	events, err := m.LogBatch(ctx, []Entry{entry})
+	if err != nil {
+		return RawEvent{}, err
+	}
+	return events[0], nil
+}
+
+// LogBatch stores several events atomically, in order: all or none. It
+// returns the stored events in the same order. Errors are those of Log and
+// name the entry at fault by its index.
+func (m *Monster) LogBatch(ctx context.Context, entries []Entry) ([]RawEvent, error) {
+	events, err := m.prepareAll(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	results, err := m.commit(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	return m.afterStore(ctx, entries, results)
+}
+
+// LogTx stores an event inside the caller's transaction on the store's own
+// database (Monster.DB): it exists if and only if tx commits, and it is
+// durable when tx.Commit returns. Consumers in this process see it within
+// Options.PollInterval after the commit. It returns ErrNotSupported on a
+// store without SQL transactions.
+func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, opts ...LogOption) (RawEvent, error) {
+	txs, ok := m.store.(store.SQLTxAppender)
+	if !ok {
+		return RawEvent{}, fmt.Errorf("%w: LogTx needs a store with SQL transactions", ErrNotSupported)
+	}
+	entry := Entry{Type: typ, Data: data}
+	for _, o := range opts {
+		o(&entry)
+	}
+	entries := []Entry{entry}
+	events, err := m.prepareAll(ctx, entries)
+	if err != nil {
+		return RawEvent{}, err
+	}
+	results, err := txs.AppendTx(ctx, tx, events)
+	if err != nil {
+		return RawEvent{}, err
+	}
+	out, err := m.afterStore(ctx, entries, results)
+	if err != nil {
+		return RawEvent{}, err
+	}
+	return out[0], nil
+}
+
+// DB returns the SQL database the store keeps its data in, for beginning
+// the transactions LogTx takes; nil for stores without one.
+func (m *Monster) DB() *sql.DB {
+	if txs, ok := m.store.(store.SQLTxAppender); ok {
+		return txs.DB()
+	}
+	return nil
+}
+
+// prepareAll runs every entry through the middleware chain and the
+// encoder.
+func (m *Monster) prepareAll(ctx context.Context, entries []Entry) ([]store.NewEvent, error) {
+	if len(entries) == 0 {
+		return nil, errors.New("monster: LogBatch: no events")
+	}
+	m.mu.Lock()
+	chain := m.log
+	m.mu.Unlock()
+	events := make([]store.NewEvent, len(entries))
+	for i := range entries {
+		p := &prepared{}
+		if err := chain(context.WithValue(ctx, preparedCtxKey{}, p), &entries[i]); err != nil {
+			if len(entries) > 1 {
+				return nil, fmt.Errorf("monster: batch entry %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if p.entry == nil {
+			return nil, fmt.Errorf("monster: log middleware did not call next for %q event", entries[i].Type)
+		}
+		events[i] = p.event
+	}
+	return events, nil
+}
+
+// prepare is the innermost LogFunc: it checks and encodes the entry.
+func (m *Monster) prepare(ctx context.Context, e *Entry) error {
+	p, _ := ctx.Value(preparedCtxKey{}).(*prepared)
+	if p == nil {
+		return errors.New("monster: LogFunc called outside Log")
+	}
+	if err := checkTypeName(e.Type); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	decl := m.declared[e.Type]
+	m.mu.Unlock()
+	var data []byte
+	var err error
+	switch {
+	case decl != nil:
+		data, err = decl.check(e.Data)
+	case m.opts.DisallowUndeclared:
+		err = fmt.Errorf("%w: %q (declare it with monster.Declare, or leave Options.DisallowUndeclared off)", ErrUndeclared, e.Type)
+	default:
+		data, err = encodeJSON(e.Type, e.Data)
+	}
+	if err != nil {
+		return err
+	}
+	var meta []byte
+	if len(e.Meta) > 0 {
+		if meta, err = json.Marshal(e.Meta); err != nil {
+			return fmt.Errorf("%w: event %q meta: %v", ErrEncoding, e.Type, err)
+		}
+	}
+	if size := len(data) + len(meta); size > m.opts.MaxEventSize {
+		return fmt.Errorf("%w: %q event is %d bytes, over the limit of %d (Options.MaxEventSize)", ErrTooLarge, e.Type, size, m.opts.MaxEventSize)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("monster: event id: %w", err)
+	}
+	p.entry = e
+	p.event = store.NewEvent{
+		ID: id.String(), Type: e.Type, Time: time.Now().UTC(), Key: e.Key,
+		Data: data, Meta: meta, IdempotencyKey: e.IdempotencyKey,
+	}
+	return nil
+}
+
+// afterStore prints verbose lines, wakes local consumers, runs eager
+// handlers, and converts results.
+func (m *Monster) afterStore(ctx context.Context, entries []Entry, results []store.AppendResult) ([]RawEvent, error) {
+	out := make([]RawEvent, len(results))
+	for i, r := range results {
+		out[i] = rawFromStore(r.Event)
+		if m.opts.Verbose && !r.Duplicate {
+			printEvent(m.opts.Output, out[i])
+		}
+	}
+	if !m.opts.Eager {
+		return out, nil
+	}
+	var errs []error
+	for i, r := range results {
+		if !r.Duplicate {
+			errs = append(errs, m.runEager(ctx, out[i]))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// commitRequest is one LogBatch waiting for the group commit.
+type commitRequest struct {
+	events  []store.NewEvent
+	results []store.AppendResult
+	err     error
+	done    chan struct{}
+}
+
+// maxGroupCommit caps the events in one group commit.
+const maxGroupCommit = 4096
+
+// commit hands events to the group committer and waits for the outcome.
+func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+	req := &commitRequest{events: events, done: make(chan struct{})}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	m.senders.Add(1) // keeps the channel open until the request is queued
+	m.mu.Unlock()
+	select {
+	case m.commits <- req:
+		m.senders.Done()
+	case <-ctx.Done():
+		m.senders.Done()
+		return nil, fmt.Errorf("monster: log: %w", ctx.Err())
+	}
+	select {
+	case <-req.done:
+		return req.results, req.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+	}
+}
+
+// commitLoop is the group committer: it takes every request waiting and
+// stores them in one Append (one transaction, one sync), so concurrent Log
+// calls share the cost of the sync.
+func (m *Monster) commitLoop() {
+	defer close(m.commitLoopDone)
+	var batch []*commitRequest
+	var events []store.NewEvent
+	for req := range m.commits {
+		batch = append(batch[:0], req)
+		n := len(req.events)
+	gather:
+		for n < maxGroupCommit {
+			select {
+			case r, ok := <-m.commits:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break gather
+			}
+		}
+		events = events[:0]
+		for _, r := range batch {
+			events = append(events, r.events...)
+		}
+		// The store's Append is not cancelled by any one caller: the batch
+		// belongs to all of them.
+		results, err := m.store.Append(context.Background(), events)
+		if err == nil && len(results) != len(events) {
+			err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
+		}
+		at := 0
+		for _, r := range batch {
+			if err != nil {
+				r.err = err
+			} else {
+				r.results = results[at : at+len(r.events)]
+			}
+			at += len(r.events)
+			close(r.done)
+		}
+		if err == nil {
+			m.wake.broadcast()
+		}
+		clear(batch)
+	}
+}
+
+// closeCommits stops the group committer after the requests already
+// queued.
+func (m *Monster) closeCommits() {
+	// Senders check m.closed under m.mu before registering, so after this
+	// wait none can send on the closed channel.
+	m.senders.Wait()
+	close(m.commits)
+	<-m.commitLoopDone
+}
+
+// printEvent writes pymonster's verbose line: [Event][type] data. A JSON
+// string is printed without its quotes, as pymonster printed messages.
+func printEvent(w io.Writer, e RawEvent) {
+	var text string
+	if err := json.Unmarshal(e.Data, &text); err != nil {
+		text = string(e.Data)
+	}
+	fmt.Fprintf(w, "[Event][%s] %s\n", e.Type, text)
+}

@@ -1,0 +1,27 @@
+package monster
+
+import "log/slog"
+
+// slogLogger writes a consumer's operational messages.
+type slogLogger struct {
+	l        *slog.Logger
+	consumer string
+}
+
+func (l *slogLogger) warn(what string, err error) {
+	l.l.Warn("monster: "+what, "consumer", l.consumer, "error", err)
+}
+
+func (l *slogLogger) error(what string, err error) {
+	l.l.Error("monster: "+what, "consumer", l.consumer, "error", err)
+}
+
+func (l *slogLogger) retry(e RawEvent, err error) {
+	l.l.Info("monster: handler failed, will retry", "consumer", l.consumer, "event", e.ID,
+		"type", e.Type, "position", e.Position, "attempt", e.Attempt, "error", err)
+}
+
+func (l *slogLogger) dead(e RawEvent, err error) {
+	l.l.Warn("monster: event dead-lettered", "consumer", l.consumer, "event", e.ID,
+		"type", e.Type, "position", e.Position, "attempts", e.Attempt, "error", err)
+}

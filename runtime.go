@@ -1,0 +1,745 @@
+package monster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gomonster/monster/store"
+)
+
+// Run runs the declared consumers until ctx is done, then stops them
+// gracefully: no new events are started, in-flight handlers finish (for up
+// to Options.ShutdownTimeout, after which their contexts are cancelled),
+// progress is checkpointed and partitions are released. It returns nil
+// after a clean shutdown.
+func (m *Monster) Run(ctx context.Context) error {
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.ShutdownTimeout)
+	defer cancel()
+	return m.Stop(stopCtx)
+}
+
+// Start runs the declared consumers in the background until ctx is done or
+// Stop (or Close) is called: the development runner, like pymonster's
+// consume_events_debug_thread. Consumers declared after Start start at
+// once. It returns an error if consumers are already running.
+func (m *Monster) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.running != nil {
+		return errors.New("monster: consumers are already running")
+	}
+	r := &runner{m: m, done: make(chan struct{}), stopping: make(chan struct{})}
+	r.handlerCtx, r.cancelHandlers = context.WithCancel(context.WithoutCancel(ctx))
+	m.running = r
+	defs := make([]*consumerDef, 0, len(m.consumers))
+	for _, d := range m.consumers {
+		defs = append(defs, d)
+	}
+	sortDefs(defs)
+	for _, d := range defs {
+		r.start(d)
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			stopCtx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
+			defer cancel()
+			_ = m.Stop(stopCtx)
+		case <-r.stopping:
+		}
+	}()
+	return nil
+}
+
+// Stop stops consumers started by Start or Run, gracefully (see Run); if
+// ctx ends first, it cancels the handlers' contexts, waits for them to
+// return, and returns ctx's error. It returns nil if nothing is running.
+func (m *Monster) Stop(ctx context.Context) error {
+	m.mu.Lock()
+	r := m.running
+	m.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	err := r.stop(ctx)
+	m.mu.Lock()
+	if m.running == r {
+		m.running = nil
+	}
+	m.mu.Unlock()
+	return err
+}
+
+func sortDefs(defs []*consumerDef) {
+	sort.Slice(defs, func(i, j int) bool { return defs[i].name < defs[j].name })
+}
+
+// runner is one Start..Stop period of the consumers.
+type runner struct {
+	m              *Monster
+	handlerCtx     context.Context
+	cancelHandlers context.CancelFunc
+	wg             sync.WaitGroup // consumer runs
+	stopOnce       sync.Once
+	stopping       chan struct{} // closed when stopping begins
+	done           chan struct{} // closed when every run has finished
+	runs           []*consumerRun
+}
+
+// start launches a consumer; called with m.mu held.
+func (r *runner) start(def *consumerDef) {
+	if r.m.opts.Eager {
+		return // eager mode runs handlers inside Log
+	}
+	c := newConsumerRun(r, def)
+	r.runs = append(r.runs, c)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c.run()
+	}()
+}
+
+func (r *runner) stop(ctx context.Context) error {
+	r.stopOnce.Do(func() {
+		close(r.stopping)
+		go func() {
+			r.wg.Wait()
+			r.cancelHandlers()
+			close(r.done)
+		}()
+	})
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		r.cancelHandlers()
+		<-r.done
+		return fmt.Errorf("monster: stop: handlers did not finish in time: %w", ctx.Err())
+	}
+}
+
+// consumerRun runs one consumer in this process: a control loop (leases,
+// checkpoints, dead-letter retries), a reader that dispatches events of the
+// partitions this process holds, and Concurrency workers.
+type consumerRun struct {
+	m      *Monster
+	def    *consumerDef
+	r      *runner
+	st     store.Store
+	name   string
+	member string
+
+	ready    chan *item    // items to run, never full (see capacity)
+	space    chan struct{} // a finished item made room
+	claimed  chan struct{} // the set of held partitions changed
+	leaseBad chan struct{} // a save found a lost lease: refresh now
+
+	mu          sync.Mutex
+	parts       map[int]*partition // held partitions
+	outstanding int                // dispatched in-order items not finished
+	keys        map[string][]*item // keys with an item running → items waiting
+	retrying    map[string]bool    // dead letters being retried, by event ID
+	lastRenewal time.Time
+}
+
+// partition is this process's state of a partition it holds.
+type partition struct {
+	n        int
+	fetched  int64   // every event of the partition up to here is dispatched or skipped
+	saved    int64   // checkpoint last saved
+	queue    []*item // dispatched items in position order; the front is unfinished
+	undone   int64
+	failures int64 // failures not yet saved
+	inFlight int64 // in-flight figure last saved
+	lost     bool  // the lease is gone: drop its items
+}
+
+// checkpoint is the highest position up to which everything is done.
+func (p *partition) checkpoint() int64 {
+	if len(p.queue) == 0 {
+		return p.fetched
+	}
+	return p.queue[0].ev.Position - 1
+}
+
+type item struct {
+	ev       store.Event
+	part     *partition
+	attempts int
+	done     bool
+	key      string            // serialising key; "" for none
+	dead     *store.DeadLetter // set when retrying a dead letter
+}
+
+const (
+	readBatch     = 512
+	maxDeadRetry  = 64
+	deadPollEvery = 10 // poll intervals between looks for dead letters to retry
+)
+
+func newConsumerRun(r *runner, def *consumerDef) *consumerRun {
+	return &consumerRun{
+		m: r.m, def: def, r: r, st: r.m.store, name: def.name, member: r.m.opts.MemberID,
+		ready:    make(chan *item, def.opts.MaxInFlight+readBatch+maxDeadRetry),
+		space:    make(chan struct{}, 1),
+		claimed:  make(chan struct{}, 1),
+		leaseBad: make(chan struct{}, 1),
+		parts:    map[int]*partition{},
+		keys:     map[string][]*item{},
+		retrying: map[string]bool{},
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (c *consumerRun) logger() *slogLogger { return &slogLogger{c.m.opts.Logger, c.name} }
+
+// run is the consumer's life in this runner.
+func (c *consumerRun) run() {
+	if !c.register() {
+		return
+	}
+	var workers sync.WaitGroup
+	for range c.def.opts.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			c.work()
+		}()
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		c.read()
+	}()
+	c.control()
+	<-readerDone
+	workers.Wait()
+	// Final checkpoint and release, whatever the stop context says: they
+	// are short and save redeliveries.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.flush(ctx)
+	if err := c.st.Leave(ctx, c.name, c.member); err != nil {
+		c.logger().warn("leaving the consumer group", err)
+	}
+}
+
+// register creates or updates the consumer in the store, retrying until it
+// works or the runner stops.
+func (c *consumerRun) register() bool {
+	backoff := c.m.opts.PollInterval
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start, err := c.def.opts.StartAt.checkpoint(ctx, c.m)
+		if err == nil {
+			_, err = c.st.RegisterConsumer(ctx, store.ConsumerSpec{
+				Name: c.name, Types: c.def.handler.patterns(), Partitions: c.def.opts.Partitions, Start: start,
+			})
+		}
+		cancel()
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, store.ErrConflict) {
+			c.logger().error("cannot start consumer", err)
+			return false
+		}
+		c.logger().warn("registering consumer (will retry)", err)
+		select {
+		case <-c.r.stopping:
+			return false
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+}
+
+// control renews leases, balances partitions, saves checkpoints and picks
+// up dead letters to retry, until the runner stops.
+func (c *consumerRun) control() {
+	ttl := c.m.opts.LeaseTTL
+	leaseTicker := time.NewTicker(ttl / 3)
+	defer leaseTicker.Stop()
+	flushTicker := time.NewTicker(c.m.opts.CheckpointInterval)
+	defer flushTicker.Stop()
+	deadTicker := time.NewTicker(c.m.opts.PollInterval * deadPollEvery)
+	defer deadTicker.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-c.r.stopping
+		cancel()
+	}()
+	c.refreshLeases(ctx)
+	for {
+		select {
+		case <-c.r.stopping:
+			return
+		case <-leaseTicker.C:
+			c.refreshLeases(ctx)
+		case <-c.leaseBad:
+			c.refreshLeases(ctx)
+		case <-flushTicker.C:
+			if errors.Is(c.flush(ctx), store.ErrLeaseLost) {
+				c.refreshLeases(ctx)
+			}
+		case <-deadTicker.C:
+			c.pickUpDeadLetters(ctx)
+		}
+	}
+}
+
+// refreshLeases heartbeats, renews the partitions held, claims free ones up
+// to a fair share and releases idle ones above it.
+func (c *consumerRun) refreshLeases(ctx context.Context) {
+	now := time.Now()
+	ttl := c.m.opts.LeaseTTL
+	expires := now.Add(ttl)
+	members, err := c.st.Heartbeat(ctx, c.name, c.member, expires, now)
+	var info store.ConsumerInfo
+	if err == nil {
+		info, err = c.st.Consumer(ctx, c.name)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger().warn("renewing leases", err)
+		}
+		c.mu.Lock()
+		if now.Sub(c.lastRenewal) > ttl {
+			// Another member may own our partitions by now: stop handling
+			// them until the store answers again.
+			c.dropAllLocked()
+		}
+		c.mu.Unlock()
+		return
+	}
+	total := len(info.Partitions)
+	share := (total + max(len(members), 1) - 1) / max(len(members), 1)
+
+	c.mu.Lock()
+	var want, release []int
+	for n := range c.parts {
+		want = append(want, n)
+	}
+	if extra := len(want) - share; extra > 0 {
+		sort.Sort(sort.Reverse(sort.IntSlice(want)))
+		var keep []int
+		for _, n := range want {
+			if extra > 0 && c.parts[n].undone == 0 {
+				release = append(release, n)
+				extra--
+				continue
+			}
+			keep = append(keep, n)
+		}
+		want = keep
+	}
+	for _, p := range info.Partitions {
+		if len(want) >= share {
+			break
+		}
+		if _, held := c.parts[p.Partition]; held {
+			continue
+		}
+		if p.Owner == "" || p.Owner == c.member || p.LeaseExpires.Before(now) {
+			want = append(want, p.Partition)
+		}
+	}
+	c.mu.Unlock()
+
+	if len(release) > 0 {
+		c.flush(ctx)
+		c.mu.Lock()
+		for _, n := range release {
+			if p := c.parts[n]; p != nil {
+				c.loseLocked(p)
+			}
+		}
+		c.mu.Unlock()
+		if err := c.st.Release(ctx, c.name, c.member, release); err != nil {
+			c.logger().warn("releasing partitions", err)
+		}
+	}
+	held, err := c.st.Claim(ctx, c.name, c.member, want, expires, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger().warn("claiming partitions", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastRenewal = now
+	changed := false
+	got := map[int]store.PartitionInfo{}
+	for _, p := range held {
+		got[p.Partition] = p
+	}
+	for n, p := range c.parts {
+		info, ok := got[n]
+		if !ok || info.Checkpoint != p.saved {
+			// Lost, or reset by an operator while we held it.
+			c.loseLocked(p)
+			changed = true
+		}
+	}
+	for n, info := range got {
+		if _, ok := c.parts[n]; !ok {
+			c.parts[n] = &partition{n: n, fetched: info.Checkpoint, saved: info.Checkpoint, inFlight: info.InFlight}
+			changed = true
+		}
+	}
+	if changed {
+		signal(c.claimed)
+	}
+}
+
+// loseLocked forgets a partition: its unfinished items are dropped (a
+// running handler finishes, but its result is ignored) and no longer
+// count as outstanding.
+func (c *consumerRun) loseLocked(p *partition) {
+	p.lost = true
+	c.outstanding -= int(p.undone)
+	p.undone = 0
+	p.queue = nil
+	delete(c.parts, p.n)
+	signal(c.space)
+}
+
+func (c *consumerRun) dropAllLocked() {
+	for _, p := range c.parts {
+		c.loseLocked(p)
+	}
+}
+
+// flush saves the checkpoints that moved.
+func (c *consumerRun) flush(ctx context.Context) error {
+	c.mu.Lock()
+	var cps []store.Checkpoint
+	var parts []*partition
+	for _, p := range c.parts {
+		cp := p.checkpoint()
+		if cp > p.saved || p.failures != 0 || p.undone != p.inFlight {
+			cps = append(cps, store.Checkpoint{Partition: p.n, Position: cp, FailuresDelta: p.failures, InFlight: p.undone})
+			parts = append(parts, p)
+		}
+	}
+	c.mu.Unlock()
+	if len(cps) == 0 {
+		return nil
+	}
+	err := c.st.SaveCheckpoints(ctx, c.name, c.member, cps)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger().warn("saving checkpoints", err)
+		}
+		return err
+	}
+	c.mu.Lock()
+	for i, p := range parts {
+		p.saved = max(p.saved, cps[i].Position)
+		p.failures -= cps[i].FailuresDelta
+		p.inFlight = cps[i].InFlight
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// read dispatches events of held partitions until the runner stops.
+func (c *consumerRun) read() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-c.r.stopping
+		cancel()
+	}()
+	var notify <-chan struct{}
+	if n, ok := c.st.(store.Notifier); ok {
+		notify = n.Notifications(ctx)
+	}
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		c.mu.Lock()
+		var snapshot []*partition
+		cursor := int64(-1)
+		for _, p := range c.parts {
+			snapshot = append(snapshot, p)
+			if cursor < 0 || p.fetched < cursor {
+				cursor = p.fetched
+			}
+		}
+		room := c.outstanding < c.def.opts.MaxInFlight
+		c.mu.Unlock()
+
+		var got int
+		wake := c.m.wake.wait()
+		if len(snapshot) > 0 && room {
+			events, err := c.st.Read(ctx, cursor, readBatch)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.logger().warn("reading events", err)
+			}
+			got = len(events)
+			if got > 0 {
+				c.dispatch(events, snapshot)
+			}
+		}
+		if got == readBatch {
+			select {
+			case <-c.r.stopping:
+				return
+			default:
+				continue
+			}
+		}
+		if !room {
+			wake = nil // wait for room, not for events
+		}
+		poll.Reset(c.m.opts.PollInterval) // Go 1.23+ timers: no stale tick after Reset
+		select {
+		case <-c.r.stopping:
+			return
+		case <-wake:
+		case <-notify:
+		case <-c.space:
+		case <-c.claimed:
+		case <-poll.C:
+		}
+	}
+}
+
+// dispatch hands the events that belong to held partitions to the workers.
+// snapshot is the set of partitions the read covered.
+func (c *consumerRun) dispatch(events []store.Event, snapshot []*partition) {
+	partitions := c.def.opts.Partitions
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range events {
+		p := c.parts[partitionOf(ev, partitions)]
+		if p == nil || ev.Position <= p.fetched {
+			continue
+		}
+		p.fetched = ev.Position
+		if c.def.handler.match(ev.Type) == nil {
+			continue
+		}
+		it := &item{ev: ev, part: p, key: c.orderKey(ev, p)}
+		p.queue = append(p.queue, it)
+		p.undone++
+		c.outstanding++
+		if it.key == "" {
+			c.push(it)
+			continue
+		}
+		if waiting, busy := c.keys[it.key]; busy {
+			c.keys[it.key] = append(waiting, it)
+		} else {
+			c.keys[it.key] = nil
+			c.push(it)
+		}
+	}
+	// The read returned every event up to the last one, so the partitions it
+	// covered have seen everything up to there, theirs or not.
+	last := events[len(events)-1].Position
+	for _, p := range snapshot {
+		if !p.lost {
+			p.fetched = max(p.fetched, last)
+		}
+	}
+}
+
+// orderKey returns what serialises the event: its key, or in blocking
+// mode its partition, so that a failing event holds back everything after
+// it in the partition. Keyless events are not serialised otherwise.
+func (c *consumerRun) orderKey(ev store.Event, p *partition) string {
+	if c.def.opts.Blocking {
+		return fmt.Sprintf("\x00partition-%d", p.n)
+	}
+	return ev.Key
+}
+
+// push queues an item for the workers without ever blocking the caller
+// (who may hold c.mu).
+func (c *consumerRun) push(it *item) {
+	select {
+	case c.ready <- it:
+	default:
+		go func() { c.ready <- it }()
+	}
+}
+
+// partitionOf hashes the event's key (its type when it has none) with
+// FNV-1a into one of n partitions.
+func partitionOf(ev store.Event, n int) int {
+	k := ev.Key
+	if k == "" {
+		k = ev.Type
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		h ^= uint32(k[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// work runs items until the runner stops.
+func (c *consumerRun) work() {
+	for {
+		select {
+		case <-c.r.stopping:
+			return
+		case it := <-c.ready:
+			c.process(it)
+		}
+	}
+}
+
+func (c *consumerRun) process(it *item) {
+	c.mu.Lock()
+	lost := it.part != nil && it.part.lost
+	c.mu.Unlock()
+	if lost {
+		c.finish(it, false)
+		return
+	}
+	it.attempts++
+	ev := rawFromStore(it.ev)
+	ev.Attempt = it.attempts
+	if it.dead != nil {
+		ev.Attempt += it.dead.Attempts
+	}
+	err := c.def.handle(c.r.handlerCtx, ev)
+	if err == nil {
+		c.finish(it, true)
+		return
+	}
+	c.mu.Lock()
+	if p := c.parts[partitionOf(it.ev, c.def.opts.Partitions)]; p != nil {
+		p.failures++
+	}
+	c.mu.Unlock()
+	policy := c.def.opts.Retry
+	if c.def.opts.Blocking || it.attempts < policy.MaxAttempts {
+		c.logger().retry(ev, err)
+		time.AfterFunc(policy.Backoff(it.attempts), func() { c.push(it) })
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dl := store.DeadLetter{
+		Consumer: c.name, EventID: it.ev.ID, Type: it.ev.Type, Position: it.ev.Position,
+		Partition: partitionOf(it.ev, c.def.opts.Partitions), Attempts: ev.Attempt,
+		Error: err.Error(), FailedAt: time.Now().UTC(),
+	}
+	if derr := c.st.AddDeadLetter(ctx, dl); derr != nil {
+		// Not dead-lettered, so not done: try the event again later.
+		c.logger().warn("storing dead letter (will retry the event)", derr)
+		time.AfterFunc(policy.Backoff(it.attempts), func() { c.push(it) })
+		return
+	}
+	c.logger().dead(ev, err)
+	c.finish(it, false)
+}
+
+// finish marks an item done, moves its partition's checkpoint, and starts
+// the next item waiting on its key. handled says the handler succeeded
+// (a retried dead letter is then removed).
+func (c *consumerRun) finish(it *item, handled bool) {
+	if it.dead != nil {
+		if handled {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := c.st.DeleteDeadLetters(ctx, c.name, []string{it.ev.ID}); err != nil && !errors.Is(err, store.ErrNotFound) {
+				c.logger().warn("removing retried dead letter", err)
+			}
+			cancel()
+		}
+		c.mu.Lock()
+		delete(c.retrying, it.ev.ID)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it.done = true
+	if p := it.part; !p.lost {
+		p.undone--
+		c.outstanding--
+		q := p.queue
+		for len(q) > 0 && q[0].done {
+			q[0] = nil
+			q = q[1:]
+		}
+		p.queue = q
+		signal(c.space)
+	}
+	if it.key == "" {
+		return
+	}
+	waiting := c.keys[it.key]
+	for len(waiting) > 0 {
+		next := waiting[0]
+		waiting = waiting[1:]
+		if !next.part.lost {
+			c.keys[it.key] = waiting
+			c.push(next)
+			return
+		}
+	}
+	delete(c.keys, it.key)
+}
+
+// pickUpDeadLetters runs the dead letters an operator asked to retry, for
+// the partitions this process holds.
+func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
+	dls, err := c.st.DeadLetters(ctx, c.name, store.DeadLetterQuery{RetryRequested: true, Limit: maxDeadRetry})
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger().warn("listing dead letters to retry", err)
+		}
+		return
+	}
+	for _, dl := range dls {
+		c.mu.Lock()
+		_, held := c.parts[dl.Partition]
+		busy := c.retrying[dl.EventID] || len(c.retrying) >= maxDeadRetry
+		if held && !busy {
+			c.retrying[dl.EventID] = true
+		}
+		c.mu.Unlock()
+		if !held || busy {
+			continue
+		}
+		ev, err := c.st.EventByID(ctx, dl.EventID)
+		if err != nil {
+			c.logger().warn("loading dead letter's event", err)
+			c.mu.Lock()
+			delete(c.retrying, dl.EventID)
+			c.mu.Unlock()
+			continue
+		}
+		dl := dl
+		c.push(&item{ev: ev, dead: &dl})
+	}
+}

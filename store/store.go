@@ -1,0 +1,319 @@
+// Package store defines the contract between Monster's runtime and the
+// databases that keep its events, in the manner of database/sql/driver.
+//
+// Application code does not use this package; it opens a store through
+// monster.Open and uses the monster API. Store authors implement [Store] and
+// run the conformance suite in package storetest, which checks every
+// guarantee of the design (durability, no skipped events, leases, dead
+// letters) against the implementation.
+//
+// # Model
+//
+// A store keeps one append-only log of events. Each committed event has a
+// position: a positive integer, unique in the store, that increases in the
+// order in which readers may observe events. The single most important
+// promise a store makes is the no-skip rule: once [Store.Read] has returned
+// an event at position p, no later call may ever return a new event at a
+// position lower than or equal to p. Stores where writers can commit out of
+// position order (a sequence in PostgreSQL) must hide uncommitted gaps from
+// readers; stores with a single writer (SQLite) get the rule for free.
+//
+// Consumers' progress is kept per consumer and per partition: a checkpoint
+// is the highest position up to which every event of that partition has
+// been handled or dead-lettered. Partitions are claimed by members (one per
+// running process) with time-limited leases; a store compares lease expiry
+// times with the now passed in by the caller, so all members of one store
+// must have roughly synchronised clocks.
+//
+// # Errors
+//
+// Methods return [ErrNotFound] for a missing event, consumer or dead
+// letter, [ErrLeaseLost] when a member writes to a partition it no longer
+// holds, and [ErrConflict] for a request that contradicts stored state (a
+// consumer re-registered with a different partition count). Any other
+// error means the store could not do the work; the caller may retry.
+// Messages start with "monster: ".
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Sentinel errors a store returns, wrapped or as they are.
+var (
+	// ErrNotFound means the event, consumer or dead letter does not exist.
+	ErrNotFound = errors.New("monster: not found")
+	// ErrLeaseLost means the member no longer holds the partition it tried
+	// to write a checkpoint for: its lease expired and moved, or an operator
+	// reset the consumer.
+	ErrLeaseLost = errors.New("monster: partition lease lost")
+	// ErrConflict means the request contradicts what is stored.
+	ErrConflict = errors.New("monster: conflict with stored state")
+	// ErrNotAStore means the file or database exists but does not hold a
+	// Monster store (or holds one of an unknown format version).
+	ErrNotAStore = errors.New("monster: not a monster store")
+)
+
+// NewEvent is an event about to be appended. The runtime has already
+// validated and encoded it.
+type NewEvent struct {
+	// ID is the event's unique identifier, chosen by the runtime (a UUIDv7).
+	ID string
+	// Type is the event type, a validated dotted name.
+	Type string
+	// Time is when the event was logged, in UTC.
+	Time time.Time
+	// Key orders events: a consumer handles events with the same key one at
+	// a time, in log order. Empty means no key.
+	Key string
+	// Data is the event's JSON payload; never empty.
+	Data []byte
+	// Meta is a JSON object with metadata, or nil.
+	Meta []byte
+	// IdempotencyKey, when not empty, makes the append idempotent: if an
+	// event with the same idempotency key is already stored (or earlier in
+	// the same batch), the store does not append a new one and returns the
+	// stored event instead, with Duplicate set.
+	IdempotencyKey string
+}
+
+// Event is a stored event.
+type Event struct {
+	ID             string
+	Type           string
+	Position       int64
+	Time           time.Time
+	Key            string
+	Data           []byte
+	Meta           []byte
+	IdempotencyKey string
+}
+
+// AppendResult is the outcome of appending one NewEvent.
+type AppendResult struct {
+	// Event is the stored event: the one just appended, or the earlier one
+	// with the same idempotency key.
+	Event Event
+	// Duplicate reports that no new event was appended because of the
+	// idempotency key.
+	Duplicate bool
+}
+
+// ConsumerSpec describes a consumer when it registers.
+type ConsumerSpec struct {
+	// Name identifies the consumer in the store.
+	Name string
+	// Types are the subscription's patterns, kept for operators.
+	Types []string
+	// Partitions is the number of partitions; fixed when the consumer is
+	// first registered.
+	Partitions int
+	// Start is the checkpoint every partition gets when the consumer is
+	// first registered: 0 to start at the beginning of the log, or the
+	// position after which to start.
+	Start int64
+}
+
+// ConsumerInfo is a consumer's stored state.
+type ConsumerInfo struct {
+	Name       string
+	Types      []string
+	Created    time.Time
+	Partitions []PartitionInfo
+	// DeadLetters is the number of dead letters the consumer has.
+	DeadLetters int64
+}
+
+// PartitionInfo is one partition's stored state.
+type PartitionInfo struct {
+	Partition int
+	// Checkpoint: every event of this partition at or before it is done.
+	Checkpoint int64
+	// Owner is the member holding the lease, or "" when free.
+	Owner string
+	// LeaseExpires is when the owner's lease runs out.
+	LeaseExpires time.Time
+	// Failures counts handler failures recorded with checkpoints.
+	Failures int64
+	// InFlight is the owner's last reported number of events in progress.
+	InFlight int64
+}
+
+// Checkpoint is one partition's progress, saved by the member holding it.
+type Checkpoint struct {
+	Partition int
+	// Position is the new checkpoint. A store never moves a checkpoint
+	// backwards in SaveCheckpoints (only ResetConsumer does).
+	Position int64
+	// FailuresDelta is added to the partition's failure count.
+	FailuresDelta int64
+	// InFlight replaces the partition's in-flight figure.
+	InFlight int64
+}
+
+// DeadLetter is an event a consumer gave up on.
+type DeadLetter struct {
+	Consumer  string
+	EventID   string
+	Type      string
+	Position  int64
+	Partition int
+	// Attempts is how many times the handler was run for this event.
+	Attempts int
+	// Error is the handler's last error message.
+	Error    string
+	FailedAt time.Time
+	// RetryRequested is set by an operator asking to run the event again;
+	// the member holding the partition picks it up.
+	RetryRequested bool
+}
+
+// DeadLetterQuery selects dead letters.
+type DeadLetterQuery struct {
+	// AfterPosition returns only dead letters of events after this position.
+	AfterPosition int64
+	// Limit caps the number returned; 0 means no limit.
+	Limit int
+	// RetryRequested returns only those an operator asked to retry.
+	RetryRequested bool
+}
+
+// Features lists what a store can do; the conformance suite skips the
+// tests of what it cannot.
+type Features struct {
+	// SharedAcrossProcesses: several processes may open the same store.
+	SharedAcrossProcesses bool
+	// Persistent: events survive Close and a new Open.
+	Persistent bool
+	// SQLTx: the store implements [SQLTxAppender].
+	SQLTx bool
+}
+
+// Store is the contract every backend implements. All methods must be safe
+// for concurrent use and honour ctx.
+type Store interface {
+	// Features reports the store's capabilities.
+	Features() Features
+
+	// Append stores the events atomically, in order, in one durable commit:
+	// when it returns nil, every event is committed and synced; when it
+	// returns an error, none is stored, unless the error wraps
+	// [ErrAmbiguousCommit] (the store cannot tell). Positions are assigned by
+	// the store, increasing in slice order. The result
+	// has one entry per input event, in order.
+	Append(ctx context.Context, events []NewEvent) ([]AppendResult, error)
+
+	// Read returns up to limit committed events with position > after, in
+	// increasing position order, and obeys the no-skip rule of the package
+	// documentation. It returns an empty slice, not an error, when there
+	// are none.
+	Read(ctx context.Context, after int64, limit int) ([]Event, error)
+
+	// EventByID returns the event with the given ID, or ErrNotFound.
+	EventByID(ctx context.Context, id string) (Event, error)
+
+	// Head returns the highest committed position, or 0 for an empty log.
+	Head(ctx context.Context) (int64, error)
+
+	// PositionBefore returns the highest position of an event logged
+	// before t, or 0 if there is none.
+	PositionBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// CountByType returns the number of events per type with position >
+	// after (after 0: the whole log). Stores should answer after == 0
+	// without scanning the log.
+	CountByType(ctx context.Context, after int64) (map[string]int64, error)
+
+	// RegisterConsumer creates the consumer if it does not exist, with
+	// every partition's checkpoint at spec.Start, and otherwise updates its
+	// Types. It returns ErrConflict if the consumer exists with a different
+	// number of partitions.
+	RegisterConsumer(ctx context.Context, spec ConsumerSpec) (ConsumerInfo, error)
+
+	// Consumer returns a consumer's state, or ErrNotFound.
+	Consumer(ctx context.Context, name string) (ConsumerInfo, error)
+
+	// Consumers returns every consumer's state, ordered by name.
+	Consumers(ctx context.Context) ([]ConsumerInfo, error)
+
+	// DeleteConsumer removes a consumer with its checkpoints, leases and
+	// dead letters; ErrNotFound if it does not exist.
+	DeleteConsumer(ctx context.Context, name string) error
+
+	// Heartbeat records that member is alive for consumer until expires,
+	// forgets members whose heartbeat expired before now, and returns the
+	// live members, sorted.
+	Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error)
+
+	// Leave forgets member and releases every partition it holds.
+	Leave(ctx context.Context, consumer, member string) error
+
+	// Claim gives member a lease until expires on each of the partitions
+	// that is free, expired (as of now), or already its own; it renews the
+	// member's own. It returns every partition member holds afterwards
+	// (claimed or not), sorted, with its checkpoint.
+	Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]PartitionInfo, error)
+
+	// Release frees the given partitions if member holds them.
+	Release(ctx context.Context, consumer, member string, partitions []int) error
+
+	// SaveCheckpoints writes checkpoints for partitions member holds, in
+	// one commit. If member does not hold one of them, nothing is written
+	// and the error wraps ErrLeaseLost.
+	SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []Checkpoint) error
+
+	// ResetConsumer sets every partition's checkpoint to position and
+	// releases every lease, so running members re-read from there.
+	ResetConsumer(ctx context.Context, consumer string, position int64) error
+
+	// AddDeadLetter stores a dead letter, replacing one for the same
+	// consumer and event (and clearing its RetryRequested).
+	AddDeadLetter(ctx context.Context, dl DeadLetter) error
+
+	// DeadLetters lists a consumer's dead letters in position order.
+	DeadLetters(ctx context.Context, consumer string, q DeadLetterQuery) ([]DeadLetter, error)
+
+	// RequestRetry marks dead letters for retry: the given event IDs, or
+	// all of the consumer's when ids is nil. It returns how many it marked;
+	// ErrNotFound if ids names one that does not exist (none is marked).
+	RequestRetry(ctx context.Context, consumer string, ids []string) (int, error)
+
+	// DeleteDeadLetters removes dead letters: the given event IDs, or all of
+	// the consumer's when ids is nil. It returns how many it removed;
+	// ErrNotFound if ids names one that does not exist (none is removed).
+	DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error)
+
+	// Close releases the store's resources. Methods called after Close
+	// return errors.
+	Close() error
+}
+
+// ErrAmbiguousCommit is returned (wrapped) by Append when the store cannot
+// tell whether the commit happened, for example when the connection was
+// lost after the commit was sent. The events may or may not be stored.
+var ErrAmbiguousCommit = errors.New("monster: commit outcome unknown; the events may have been stored")
+
+// SQLTxAppender is implemented by stores kept in a database/sql database
+// (SQLite): the application can append events inside its own transaction,
+// so that the events exist if and only if the transaction commits.
+type SQLTxAppender interface {
+	// DB returns the database the store lives in, for the application to
+	// begin transactions on.
+	DB() *sql.DB
+	// AppendTx appends like Append, inside tx. Durability comes with the
+	// caller's commit.
+	AppendTx(ctx context.Context, tx *sql.Tx, events []NewEvent) ([]AppendResult, error)
+}
+
+// Notifier is implemented by stores that can tell a process when another
+// process appended events (PostgreSQL's LISTEN/NOTIFY). Without it, the
+// runtime polls for events appended by other processes.
+type Notifier interface {
+	// Notifications returns a channel that receives a value, without
+	// blocking the store, after other processes append events. It is
+	// closed when ctx is done.
+	Notifications(ctx context.Context) <-chan struct{}
+}

@@ -1,0 +1,215 @@
+package monster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"reflect"
+	"regexp"
+	"strings"
+)
+
+// A type name is dotted words of letters, digits, '_' and '-':
+// "event_1", "user.bought_shirt", "shoestore.product-viewed".
+var typeNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+const maxNameLength = 200
+
+// checkTypeName returns an error wrapping ErrInvalidName if name is not a
+// valid event type.
+func checkTypeName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: event type is empty", ErrInvalidName)
+	case len(name) > maxNameLength:
+		return fmt.Errorf("%w: event type %.40q... is longer than %d bytes", ErrInvalidName, name, maxNameLength)
+	case !typeNamePattern.MatchString(name):
+		return fmt.Errorf("%w: event type %q: want dotted words of letters, digits, '_' or '-', such as \"user.bought_shirt\"", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// checkPattern validates a subscription pattern: an exact type, or a glob
+// where '*' matches any run of characters ("user.*", "*").
+func checkPattern(pattern string) error {
+	if pattern == "" {
+		return fmt.Errorf("%w: pattern is empty", ErrInvalidName)
+	}
+	if _, err := path.Match(pattern, ""); err != nil || strings.ContainsAny(pattern, "/\\[]") {
+		return fmt.Errorf("%w: pattern %q: use type names with '*' wildcards, such as \"user.*\"", ErrInvalidName, pattern)
+	}
+	if !strings.ContainsAny(pattern, "*?") {
+		return checkTypeName(pattern)
+	}
+	return nil
+}
+
+// matchPattern reports whether typ matches pattern. Type names contain no
+// '/', so path.Match's '*' matches across dots: "user.*" matches
+// "user.bought_shirt" and "user.profile.updated".
+func matchPattern(pattern, typ string) bool {
+	if pattern == "*" || pattern == typ {
+		return true
+	}
+	ok, _ := path.Match(pattern, typ)
+	return ok
+}
+
+// Type is a declared event type whose data is a T. Declare one with
+// Declare; log with its Log method and consume with Handle.
+type Type[T any] struct {
+	m        *Monster
+	name     string
+	validate []func(T) error
+}
+
+// DeclareOption configures a declared type.
+type DeclareOption[T any] func(*Type[T])
+
+// Validate adds a validation function run on every event of the type at
+// Log time, however it is logged (typed, raw, batch or over HTTP). Return
+// FieldError to name the offending field.
+func Validate[T any](fn func(T) error) DeclareOption[T] {
+	return func(t *Type[T]) { t.validate = append(t.validate, fn) }
+}
+
+// Validator is implemented by data types that validate themselves; a
+// declared type whose T implements it calls Validate on every event.
+type Validator interface{ Validate() error }
+
+// Declare declares the event type name with data of Go type T. Events of
+// the type are decoded into T and validated when logged; bad data is
+// rejected with a *ValidationError and nothing is stored.
+//
+// Declare panics if name is not a valid type name or is already declared
+// with another Go type: both are programming errors, found at start-up.
+// Declaring the same name with the same T again returns a Type that shares
+// the first one's validation plus its own options.
+func Declare[T any](m *Monster, name string, opts ...DeclareOption[T]) *Type[T] {
+	if err := checkTypeName(name); err != nil {
+		panic(err)
+	}
+	t := &Type[T]{m: m, name: name}
+	for _, opt := range opts {
+		opt(t)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.declared[name]; ok {
+		p, same := prev.(*Type[T])
+		if !same {
+			panic(fmt.Sprintf("monster: event type %q is already declared with data type %s", name, prev.goType()))
+		}
+		t.validate = append(append([]func(T) error{}, p.validate...), t.validate...)
+	}
+	m.declared[name] = t
+	return t
+}
+
+// Name returns the type's name.
+func (t *Type[T]) Name() string { return t.name }
+
+// Log logs an event of this type; see Monster.Log.
+func (t *Type[T]) Log(ctx context.Context, data T, opts ...LogOption) (Event[T], error) {
+	raw, err := t.m.Log(ctx, t.name, data, opts...)
+	if err != nil {
+		return Event[T]{}, err
+	}
+	return typedEvent(raw, data), nil
+}
+
+func typedEvent[T any](raw RawEvent, data T) Event[T] {
+	return Event[T]{
+		ID: raw.ID, Type: raw.Type, Position: raw.Position, Time: raw.Time, Key: raw.Key,
+		Data: data, Meta: raw.Meta, Attempt: raw.Attempt,
+	}
+}
+
+// declaredType is what Monster keeps of a Type[T] without knowing T.
+type declaredType interface {
+	// check validates data (a T, a *T, JSON, or anything that encodes to
+	// JSON for a T) and returns its JSON encoding.
+	check(data any) ([]byte, error)
+	goType() reflect.Type
+}
+
+func (t *Type[T]) goType() reflect.Type { return reflect.TypeFor[T]() }
+
+func (t *Type[T]) check(data any) ([]byte, error) {
+	var value T
+	var encoded []byte
+	switch d := data.(type) {
+	case T:
+		value = d
+	case *T:
+		if d == nil {
+			return nil, &ValidationError{Type: t.name, Err: errors.New("data is a nil pointer")}
+		}
+		value = *d
+	default:
+		var err error
+		if encoded, err = encodeJSON(t.name, data); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(encoded, &value); err != nil {
+			return nil, decodeError(t.name, err)
+		}
+	}
+	if v, ok := any(value).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, validationError(t.name, err)
+		}
+	}
+	for _, fn := range t.validate {
+		if err := fn(value); err != nil {
+			return nil, validationError(t.name, err)
+		}
+	}
+	if encoded == nil {
+		var err error
+		if encoded, err = encodeJSON(t.name, value); err != nil {
+			return nil, err
+		}
+	}
+	return encoded, nil
+}
+
+func validationError(typ string, err error) error {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return &ValidationError{Type: typ, Field: fe.field, Err: errors.New(fe.message)}
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return &ValidationError{Type: typ, Err: err}
+}
+
+// decodeError turns a JSON decoding error into a ValidationError naming the
+// field where encoding/json says which.
+func decodeError(typ string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &ValidationError{Type: typ, Field: te.Field,
+			Err: fmt.Errorf("got JSON %s, want %s", te.Value, te.Type)}
+	}
+	return &ValidationError{Type: typ, Err: fmt.Errorf("data does not decode: %v", err)}
+}
+
+// encodeJSON encodes data, which may already be JSON (json.RawMessage).
+func encodeJSON(typ string, data any) ([]byte, error) {
+	if raw, ok := data.(json.RawMessage); ok {
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("%w: event %q: data is not valid JSON", ErrEncoding, typ)
+		}
+		return raw, nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %q: %v", ErrEncoding, typ, err)
+	}
+	return b, nil
+}
