@@ -479,10 +479,10 @@ func (c *consumerRun) read() {
 	defer poll.Stop()
 	for {
 		c.mu.Lock()
-		var snapshot []*partition
+		snapshot := make(map[int]*partition, len(c.parts))
 		cursor := int64(-1)
-		for _, p := range c.parts {
-			snapshot = append(snapshot, p)
+		for n, p := range c.parts {
+			snapshot[n] = p
 			if cursor < 0 || p.fetched < cursor {
 				cursor = p.fetched
 			}
@@ -530,14 +530,16 @@ func (c *consumerRun) read() {
 }
 
 // dispatch hands the events that belong to held partitions to the workers.
-// snapshot is the set of partitions the read covered.
-func (c *consumerRun) dispatch(events []store.Event, snapshot []*partition) {
+// snapshot holds the partitions the read covered: a partition claimed while
+// the read ran may start before the read's cursor, so it waits for the next
+// read.
+func (c *consumerRun) dispatch(events []store.Event, snapshot map[int]*partition) {
 	partitions := c.def.opts.Partitions
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ev := range events {
-		p := c.parts[partitionOf(ev, partitions)]
-		if p == nil || ev.Position <= p.fetched {
+		p := snapshot[partitionOf(ev, partitions)]
+		if p == nil || p.lost || ev.Position <= p.fetched {
 			continue
 		}
 		p.fetched = ev.Position
