@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,17 +50,20 @@ type preparedCtxKey struct{}
 // middleware's error, ErrClosed, or a store error. With all of these
 // nothing is stored, except ErrAmbiguous: ctx ended (or the store lost its
 // connection) after the event was handed to the store, which may have
-// stored it; log with WithIdempotencyKey to retry safely.
+// stored it; log with WithIdempotencyKey to retry safely. In eager mode
+// (Options.Eager) a handler's failure is returned, as *HandlerError,
+// together with the stored event.
 func (m *Monster) Log(ctx context.Context, typ string, data any, opts ...LogOption) (RawEvent, error) {
 	entry := Entry{Type: typ, Data: data}
 	for _, o := range opts {
 		o(&entry)
 	}
 	events, err := m.LogBatch(ctx, []Entry{entry})
-	if err != nil {
+	if len(events) == 0 {
 		return RawEvent{}, err
 	}
-	return events[0], nil
+	// In eager mode a handler's error comes with the stored event.
+	return events[0], err
 }
 
 // LogBatch stores several events atomically, in order: all or none. It
@@ -76,7 +78,7 @@ func (m *Monster) LogBatch(ctx context.Context, entries []Entry) ([]RawEvent, er
 	if err != nil {
 		return nil, err
 	}
-	return m.afterStore(ctx, entries, results)
+	return m.afterStore(ctx, results, false)
 }
 
 // LogTx stores an event inside the caller's transaction on the store's own
@@ -102,7 +104,7 @@ func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, o
 	if err != nil {
 		return RawEvent{}, err
 	}
-	out, err := m.afterStore(ctx, entries, results)
+	out, err := m.afterStore(ctx, results, true)
 	if err != nil {
 		return RawEvent{}, err
 	}
@@ -190,15 +192,15 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 	return nil
 }
 
-// afterStore prints verbose lines, wakes local consumers, runs eager
-// handlers, and converts results.
-func (m *Monster) afterStore(ctx context.Context, entries []Entry, results []store.AppendResult) ([]RawEvent, error) {
+// afterStore converts results and runs eager handlers; for LogTx (which
+// bypasses the group committer) it also prints the verbose lines.
+func (m *Monster) afterStore(ctx context.Context, results []store.AppendResult, viaTx bool) ([]RawEvent, error) {
 	out := make([]RawEvent, len(results))
 	for i, r := range results {
 		out[i] = rawFromStore(r.Event)
-		if m.opts.Verbose && !r.Duplicate {
-			printEvent(m.opts.Output, out[i])
-		}
+	}
+	if viaTx {
+		m.printEvents(results)
 	}
 	if !m.opts.Eager {
 		return out, nil
@@ -281,6 +283,11 @@ func (m *Monster) commitLoop() {
 		if err == nil && len(results) != len(events) {
 			err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
 		}
+		if err == nil {
+			// Print before anyone learns of the events: the caller's next
+			// output and consumers' handlers come after the verbose line.
+			m.printEvents(results)
+		}
 		at := 0
 		for _, r := range batch {
 			if err != nil {
@@ -308,12 +315,23 @@ func (m *Monster) closeCommits() {
 	<-m.commitLoopDone
 }
 
-// printEvent writes pymonster's verbose line: [Event][type] data. A JSON
-// string is printed without its quotes, as pymonster printed messages.
-func printEvent(w io.Writer, e RawEvent) {
-	var text string
-	if err := json.Unmarshal(e.Data, &text); err != nil {
-		text = string(e.Data)
+// printEvents writes pymonster's verbose line for each new event when
+// Options.Verbose is set: [Event][type] data. A JSON string is printed
+// without its quotes, as pymonster printed messages.
+func (m *Monster) printEvents(results []store.AppendResult) {
+	if !m.opts.Verbose {
+		return
 	}
-	fmt.Fprintf(w, "[Event][%s] %s\n", e.Type, text)
+	m.outputMu.Lock()
+	defer m.outputMu.Unlock()
+	for _, r := range results {
+		if r.Duplicate {
+			continue
+		}
+		var text string
+		if err := json.Unmarshal(r.Event.Data, &text); err != nil {
+			text = string(r.Event.Data)
+		}
+		fmt.Fprintf(m.opts.Output, "[Event][%s] %s\n", r.Event.Type, text)
+	}
 }

@@ -39,7 +39,8 @@ type Options struct {
 	// false.
 	Verbose bool
 
-	// Output receives the Verbose lines. Default os.Stdout.
+	// Output receives the Verbose lines, written one call per line under a
+	// lock. Default os.Stdout.
 	Output io.Writer
 
 	// Logger receives operational messages: retries, dead letters, store
@@ -128,6 +129,8 @@ type Monster struct {
 	commitLoopDone chan struct{}
 
 	wake wakeup
+
+	outputMu sync.Mutex // serialises Verbose lines
 
 	mu        sync.Mutex
 	declared  map[string]declaredType

@@ -46,6 +46,14 @@ func checkPattern(pattern string) error {
 	return nil
 }
 
+// MatchType reports whether the event type typ matches a subscription
+// pattern: an exact type name, or a glob where '*' matches any run of
+// characters, dots included ("user.*", "*"). A malformed pattern matches
+// nothing.
+func MatchType(pattern, typ string) bool {
+	return checkPattern(pattern) == nil && matchPattern(pattern, typ)
+}
+
 // matchPattern reports whether typ matches pattern. Type names contain no
 // '/', so path.Match's '*' matches across dots: "user.*" matches
 // "user.bought_shirt" and "user.profile.updated".
@@ -114,10 +122,11 @@ func (t *Type[T]) Name() string { return t.name }
 // Log logs an event of this type; see Monster.Log.
 func (t *Type[T]) Log(ctx context.Context, data T, opts ...LogOption) (Event[T], error) {
 	raw, err := t.m.Log(ctx, t.name, data, opts...)
-	if err != nil {
+	if raw.ID == "" {
 		return Event[T]{}, err
 	}
-	return typedEvent(raw, data), nil
+	// In eager mode a handler's error comes with the stored event.
+	return typedEvent(raw, data), err
 }
 
 func typedEvent[T any](raw RawEvent, data T) Event[T] {

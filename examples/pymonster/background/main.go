@@ -1,0 +1,115 @@
+// Command background is pymonster's consume_events_debug_thread: one
+// process that runs the walkthrough's consumers in the background and logs
+// its events, printing both sides, then waits for the consumers to handle
+// everything and exits. It needs nothing installed: the store is an SQLite
+// file.
+//
+//	go run ./examples/pymonster/background [-store monster.db] [-n 3]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/examples/pymonster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "background:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("background", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storeURL := pymonster.StoreFlag(fs)
+	rounds := fs.Int("n", 3, "rounds of the event_1/custom_1 loop (the README's walkthrough has 20)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	// Consumers print from their own goroutines: serialise the lines.
+	out := pymonster.Synchronized(stdout)
+	m, err := monster.Open(ctx, *storeURL, &monster.Options{
+		Verbose: true, Output: out,
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)), // retries, dead letters
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	events := pymonster.Declare(m, out)
+	if err := pymonster.RegisterConsumers(m, out); err != nil {
+		return err
+	}
+
+	// pymonster.consume_events_debug_thread(): the consumers run in this
+	// process, in the background, until Stop.
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+
+	if _, err := m.Log(ctx, pymonster.Event1, "a really cool message"); err != nil {
+		return err
+	}
+	if _, err := events.BoughtShirt.Log(ctx, pymonster.Shirt{User: "gordon", Quantity: 2}); err != nil {
+		return err
+	}
+	if _, err := m.Log(ctx, pymonster.Custom1, "logging a really great message"); err != nil {
+		return err
+	}
+	for i := range *rounds {
+		if _, err := m.Log(ctx, pymonster.Event1, fmt.Sprintf("Logging event_1 %d", i)); err != nil {
+			return err
+		}
+		if _, err := m.Log(ctx, pymonster.Custom1, fmt.Sprintf("Logging custom event %d", i)); err != nil {
+			return err
+		}
+	}
+
+	if err := waitCaughtUp(ctx, m, pymonster.ConsumerNames()); err != nil {
+		return err
+	}
+	if err := m.Stop(ctx); err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// waitCaughtUp waits until every named consumer has handled all the events
+// of its types logged so far (its lag is 0), or ctx is done.
+func waitCaughtUp(ctx context.Context, m *monster.Monster, consumers []string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for _, name := range consumers {
+		for {
+			s, err := m.ConsumerStats(ctx, name)
+			if err == nil && s.Lag == 0 {
+				break
+			}
+			if err != nil && !errors.Is(err, monster.ErrNotFound) { // not registered yet
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+	}
+	return nil
+}
