@@ -151,7 +151,7 @@ type consumerRun struct {
 	outstanding int                // dispatched in-order items not finished
 	keys        map[string][]*item // keys with an item running → items waiting
 	retrying    map[string]bool    // dead letters being retried, by event ID
-	lastRenewal time.Time
+	leaseUntil  time.Time          // leases held are valid until then at least
 }
 
 // partition is this process's state of a partition it holds.
@@ -164,6 +164,8 @@ type partition struct {
 	failures int64 // failures not yet saved
 	inFlight int64 // in-flight figure last saved
 	lost     bool  // the lease is gone: drop its items
+	draining bool  // to be released: read and start no more events for it
+	running  int   // items whose handler is running
 }
 
 // checkpoint is the highest position up to which everything is done.
@@ -322,13 +324,8 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 		if ctx.Err() == nil {
 			c.logger().warn("renewing leases", err)
 		}
-		c.mu.Lock()
-		if now.Sub(c.lastRenewal) > ttl {
-			// Another member may own our partitions by now: stop handling
-			// them until the store answers again.
-			c.dropAllLocked()
-		}
-		c.mu.Unlock()
+		// The reader and workers drop the partitions if this goes on past
+		// the leases' expiry (checkLeaseTimeLocked).
 		return
 	}
 	total := len(info.Partitions)
@@ -339,19 +336,31 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	for n := range c.parts {
 		want = append(want, n)
 	}
-	if extra := len(want) - share; extra > 0 {
-		sort.Sort(sort.Reverse(sort.IntSlice(want)))
-		var keep []int
-		for _, n := range want {
-			if extra > 0 && c.parts[n].undone == 0 {
-				release = append(release, n)
-				extra--
-				continue
-			}
+	// Above the fair share, hand partitions over: drain them (read no more
+	// events for them and start none of those read ahead) and release each
+	// once its running handlers return, so a member that joins during a
+	// backlog gets work at once, and no event runs in two members at once.
+	sort.Sort(sort.Reverse(sort.IntSlice(want)))
+	extra := len(want) - share
+	for _, n := range want {
+		if c.parts[n].draining {
+			extra--
+		}
+	}
+	var keep []int
+	for _, n := range want {
+		p := c.parts[n]
+		if extra > 0 && !p.draining {
+			p.draining = true
+			extra--
+		}
+		if p.draining && p.running == 0 {
+			release = append(release, n)
+		} else {
 			keep = append(keep, n)
 		}
-		want = keep
 	}
+	want = keep
 	for _, p := range info.Partitions {
 		if len(want) >= share {
 			break
@@ -387,7 +396,7 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lastRenewal = now
+	c.leaseUntil = expires
 	changed := false
 	got := map[int]store.PartitionInfo{}
 	for _, p := range held {
@@ -429,6 +438,18 @@ func (c *consumerRun) dropAllLocked() {
 		c.loseLocked(p)
 	}
 }
+
+// checkLeaseTimeLocked drops every partition once the leases may have
+// expired without a renewal: a store that is merely slow (a writer starved
+// of SQLite's lock) must not let two members handle one partition.
+func (c *consumerRun) checkLeaseTimeLocked() {
+	if len(c.parts) > 0 && time.Now().After(c.leaseUntil) {
+		c.logger().warn("leases expired before they could be renewed; pausing", errLeaseTimeout)
+		c.dropAllLocked()
+	}
+}
+
+var errLeaseTimeout = errors.New("monster: lease renewal did not complete within the lease TTL")
 
 // flush saves the checkpoints that moved.
 func (c *consumerRun) flush(ctx context.Context) error {
@@ -479,9 +500,13 @@ func (c *consumerRun) read() {
 	defer poll.Stop()
 	for {
 		c.mu.Lock()
+		c.checkLeaseTimeLocked()
 		snapshot := make(map[int]*partition, len(c.parts))
 		cursor := int64(-1)
 		for n, p := range c.parts {
+			if p.draining {
+				continue
+			}
 			snapshot[n] = p
 			if cursor < 0 || p.fetched < cursor {
 				cursor = p.fetched
@@ -620,12 +645,18 @@ func (c *consumerRun) work() {
 
 func (c *consumerRun) process(it *item) {
 	c.mu.Lock()
-	lost := it.part != nil && it.part.lost
-	c.mu.Unlock()
-	if lost {
-		c.finish(it, false)
-		return
+	c.checkLeaseTimeLocked()
+	if p := it.part; p != nil {
+		if p.lost || p.draining {
+			// Not ours to run any more; the partition's next owner reads it
+			// again from the checkpoint, which has not passed it.
+			c.nextForKeyLocked(it.key)
+			c.mu.Unlock()
+			return
+		}
+		p.running++
 	}
+	c.mu.Unlock()
 	it.attempts++
 	ev := rawFromStore(it.ev)
 	ev.Attempt = it.attempts
@@ -645,7 +676,7 @@ func (c *consumerRun) process(it *item) {
 	policy := c.def.opts.Retry
 	if c.def.opts.Blocking || it.attempts < policy.MaxAttempts {
 		c.logger().retry(ev, err)
-		time.AfterFunc(policy.Backoff(it.attempts), func() { c.push(it) })
+		c.retryLater(it)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -658,11 +689,22 @@ func (c *consumerRun) process(it *item) {
 	if derr := c.st.AddDeadLetter(ctx, dl); derr != nil {
 		// Not dead-lettered, so not done: try the event again later.
 		c.logger().warn("storing dead letter (will retry the event)", derr)
-		time.AfterFunc(policy.Backoff(it.attempts), func() { c.push(it) })
+		c.retryLater(it)
 		return
 	}
 	c.logger().dead(ev, err)
 	c.finish(it, false)
+}
+
+// retryLater runs the item again after its backoff. It keeps its key, so
+// later events with the same key wait for it.
+func (c *consumerRun) retryLater(it *item) {
+	if it.part != nil {
+		c.mu.Lock()
+		it.part.running--
+		c.mu.Unlock()
+	}
+	time.AfterFunc(c.def.opts.Retry.Backoff(it.attempts), func() { c.push(it) })
 }
 
 // finish marks an item done, moves its partition's checkpoint, and starts
@@ -685,7 +727,9 @@ func (c *consumerRun) finish(it *item, handled bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it.done = true
-	if p := it.part; !p.lost {
+	p := it.part
+	p.running--
+	if !p.lost {
 		p.undone--
 		c.outstanding--
 		q := p.queue
@@ -696,20 +740,26 @@ func (c *consumerRun) finish(it *item, handled bool) {
 		p.queue = q
 		signal(c.space)
 	}
-	if it.key == "" {
+	c.nextForKeyLocked(it.key)
+}
+
+// nextForKeyLocked starts the next item waiting on key, skipping items of
+// partitions this process is giving up; with none left the key is free.
+func (c *consumerRun) nextForKeyLocked(key string) {
+	if key == "" {
 		return
 	}
-	waiting := c.keys[it.key]
+	waiting := c.keys[key]
 	for len(waiting) > 0 {
 		next := waiting[0]
 		waiting = waiting[1:]
-		if !next.part.lost {
-			c.keys[it.key] = waiting
+		if !next.part.lost && !next.part.draining {
+			c.keys[key] = waiting
 			c.push(next)
 			return
 		}
 	}
-	delete(c.keys, it.key)
+	delete(c.keys, key)
 }
 
 // pickUpDeadLetters runs the dead letters an operator asked to retry, for
