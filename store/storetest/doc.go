@@ -1,0 +1,79 @@
+// Package storetest is the conformance suite every Monster store runs: one
+// call checks a [store.Store] implementation against the contract of
+// package store and against every guarantee of the design, exercised
+// through the real runtime.
+//
+// It is in the spirit of River's riverdrivertest and Watermill's universal
+// Pub/Sub tests: a store author writes no test of their own for what the
+// contract promises, and a store that passes is a store Monster's users
+// can rely on.
+//
+// # Running it
+//
+// In the store's package, add one test that gives the suite a [Harness]:
+// how to open a fresh, empty store and, when the store can do it, how to
+// open the same data again (Reopen, for persistent stores) and how to open
+// a second, independent handle on it (Share, for stores several processes
+// may use):
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{
+//			Open: func(t *testing.T) store.Store {
+//				s, err := mystore.Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), nil)
+//				require.NoError(t, err)
+//				return s
+//			},
+//			Reopen: func(t *testing.T, s store.Store) store.Store {
+//				path := s.(*mystore.Store).Path()
+//				require.NoError(t, s.Close())
+//				again, err := mystore.Open(t.Context(), path, nil)
+//				require.NoError(t, err)
+//				return again
+//			},
+//			Share: func(t *testing.T, s store.Store) store.Store {
+//				other, err := mystore.Open(t.Context(), s.(*mystore.Store).Path(), nil)
+//				require.NoError(t, err)
+//				return other
+//			},
+//		})
+//	}
+//
+// Run the suite with the race detector: go test -race ./store/mystore.
+// Every test is a parallel subtest, named after what it checks, so one can
+// be run alone with -run, for example
+// -run 'TestConformance/G7_ScaleOut/TakeoverWhileReading'. The suite takes
+// seconds, not minutes: timings are short (10ms polls, leases of a second
+// or less), no test sleeps in place of waiting for a condition, and every
+// wait has a deadline.
+//
+// # What it checks
+//
+// The Store group calls each method of the contract directly, with chosen
+// times, members and lease expiries, so that results are exact: append and
+// read with every field, positions, idempotency keys, consumers, heartbeats,
+// claims and leases, checkpoints, resets, dead letters, cancelled contexts,
+// Close, persistence and shared handles. Its ReadNeverSkips test is the
+// no-skip rule of package store under concurrent writers.
+//
+// The groups G1_Durable to G9_BadInput follow the guarantees of the design
+// one by one (durable on return, at-least-once, no skipped events, order,
+// isolation, idempotent logging, scale-out, validation, bad input), with
+// Monsters opened on the store through monster.OpenStore. Store wrappers
+// stand in for what a test process cannot do for real: a process that
+// crashes (its calls fail, so it neither renews nor releases leases), a
+// checkpoint that never reaches the store, a full disk, a reply lost after
+// a commit, a read that is slow at the worst moment.
+//
+// # Features
+//
+// A store declares what it cannot do in its [store.Features]; the tests of
+// those capabilities skip and say why. Reopen must be set when Persistent
+// is, Share when SharedAcrossProcesses is, and a store with SQLTx must
+// implement [store.SQLTxAppender]: Run fails at once otherwise. Stores
+// that implement [store.Notifier] have it tested as well.
+//
+// A store that fails a test has broken a promise Monster's users rely on.
+// Some tests fail because of the runtime rather than the store; their
+// messages say which guarantee was broken, and they fail the same way on
+// every store.
+package storetest
