@@ -157,6 +157,7 @@ type consumerRun struct {
 // partition is this process's state of a partition it holds.
 type partition struct {
 	n        int
+	epoch    int64   // the store's epoch when this process claimed it
 	fetched  int64   // every event of the partition up to here is dispatched or skipped
 	saved    int64   // checkpoint last saved
 	queue    []*item // dispatched items in position order; the front is unfinished
@@ -404,15 +405,16 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	}
 	for n, p := range c.parts {
 		info, ok := got[n]
-		if !ok || info.Checkpoint != p.saved {
-			// Lost, or reset by an operator while we held it.
+		if !ok || info.Epoch != p.epoch || info.Checkpoint != p.saved {
+			// Lost, or released and claimed back (an operator's reset):
+			// start again from the stored checkpoint.
 			c.loseLocked(p)
 			changed = true
 		}
 	}
 	for n, info := range got {
 		if _, ok := c.parts[n]; !ok {
-			c.parts[n] = &partition{n: n, fetched: info.Checkpoint, saved: info.Checkpoint, inFlight: info.InFlight}
+			c.parts[n] = &partition{n: n, epoch: info.Epoch, fetched: info.Checkpoint, saved: info.Checkpoint, inFlight: info.InFlight}
 			changed = true
 		}
 	}

@@ -136,6 +136,11 @@ type PartitionInfo struct {
 	Owner string
 	// LeaseExpires is when the owner's lease runs out.
 	LeaseExpires time.Time
+	// Epoch changes every time the partition is claimed by a member that
+	// did not hold it (Claim increments it), so a member that lost a
+	// partition and claimed it back — after an operator's ResetConsumer,
+	// say — can tell, even when the checkpoint looks unchanged.
+	Epoch int64
 	// Failures counts handler failures recorded with checkpoints.
 	Failures int64
 	// InFlight is the owner's last reported number of events in progress.
@@ -253,8 +258,10 @@ type Store interface {
 
 	// Claim gives member a lease until expires on each of the partitions
 	// that is free, expired (as of now), or already its own; it renews the
-	// member's own. It returns every partition member holds afterwards
-	// (claimed or not), sorted, with its checkpoint.
+	// member's own, and increments the Epoch of each partition it takes
+	// over (one whose owner was not member). It returns every partition
+	// member holds afterwards (claimed or not), sorted, with its checkpoint
+	// and epoch.
 	Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]PartitionInfo, error)
 
 	// Release frees the given partitions if member holds them.

@@ -315,6 +315,9 @@ func (s *Store) Claim(ctx context.Context, consumerName, member string, partitio
 		}
 		p := &c.info.Partitions[n]
 		if p.Owner == "" || p.Owner == member || p.LeaseExpires.Before(now) {
+			if p.Owner != member {
+				p.Epoch++
+			}
 			p.Owner, p.LeaseExpires = member, expires
 		}
 	}
@@ -454,6 +457,7 @@ func (s *Store) eachDeadLetter(ctx context.Context, consumerName string, ids []s
 			ids = append(ids, id)
 		}
 	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	for _, id := range ids {
 		if _, ok := c.dead[id]; !ok {
 			return 0, fmt.Errorf("monster: consumer %q has no dead letter for event %q: %w", consumerName, id, store.ErrNotFound)

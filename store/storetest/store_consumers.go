@@ -207,6 +207,40 @@ func testClaim(t *testing.T, b *bundle) {
 	requireMonsterError(t, err, store.ErrNotFound, "Claim on an unknown consumer")
 }
 
+// Claim changes a partition's epoch each time it changes hands, and only
+// then: a member that lost a partition (to a reset, say) and claimed it back
+// sees a new epoch even when the checkpoint is the same.
+func testClaimEpoch(t *testing.T, b *bundle) {
+	ctx, s := b.ctx, b.open()
+	register(t, ctx, s, "c", 1, 0)
+	now := time.Now()
+	epoch := func() int64 {
+		info, err := s.Consumer(ctx, "c")
+		require.NoError(t, err)
+		return info.Partitions[0].Epoch
+	}
+	held, err := s.Claim(ctx, "c", "a", []int{0}, now.Add(time.Minute), now)
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	first := held[0].Epoch
+	require.Equal(t, first, epoch(), "Claim returns the stored epoch")
+
+	held, err = s.Claim(ctx, "c", "a", []int{0}, now.Add(2*time.Minute), now)
+	require.NoError(t, err)
+	require.Equal(t, first, held[0].Epoch, "renewing keeps the epoch")
+
+	require.NoError(t, s.ResetConsumer(ctx, "c", 0))
+	held, err = s.Claim(ctx, "c", "a", []int{0}, now.Add(time.Minute), now)
+	require.NoError(t, err)
+	require.NotEqual(t, first, held[0].Epoch, "claimed back after a reset: a new epoch")
+	second := held[0].Epoch
+
+	held, err = s.Claim(ctx, "c", "b", []int{0}, now.Add(3*time.Minute), now.Add(2*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	require.NotEqual(t, second, held[0].Epoch, "taken over after expiry: a new epoch")
+}
+
 // Release frees the member's own partitions and no one else's.
 func testRelease(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()

@@ -123,7 +123,7 @@ func testCancelledWritesLeaveStoreUsable(t *testing.T, b *bundle) {
 	now := time.Now()
 	claim(t, ctx, s, "c", "m", []int{0, 1}, now.Add(time.Hour), now)
 	var appended, refused int
-	for i := range 300 {
+	for i := range 200 {
 		callCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		ev := newEvent("cancel.me", fmt.Sprint(i))

@@ -117,6 +117,7 @@ func groups() []group {
 			{"DeleteConsumer", testDeleteConsumer},
 			{"Heartbeat", testHeartbeat},
 			{"Claim", testClaim},
+			{"ClaimEpoch", testClaimEpoch},
 			{"Release", testRelease},
 			{"Leave", testLeave},
 			{"LeasesExpireAndMove", testLeasesExpireAndMove},
