@@ -162,7 +162,7 @@ func loadConsumers(ctx context.Context, tx *sql.Tx, name string) ([]store.Consum
 		var consumer string
 		var p store.PartitionInfo
 		var expires int64
-		if err := rows.Scan(&consumer, &p.Partition, &p.Checkpoint, &p.Owner, &expires, &p.Failures, &p.InFlight); err != nil {
+		if err := rows.Scan(&consumer, &p.Partition, &p.Checkpoint, &p.Owner, &expires, &p.Failures, &p.InFlight, &p.Epoch); err != nil {
 			return err
 		}
 		p.LeaseExpires = fromUnixNano(expires)
@@ -170,7 +170,7 @@ func loadConsumers(ctx context.Context, tx *sql.Tx, name string) ([]store.Consum
 			infos[i].Partitions = append(infos[i].Partitions, p)
 		}
 		return nil
-	}, `SELECT consumer, partition, checkpoint, owner, lease_expires, failures, in_flight FROM partitions`+where+` ORDER BY consumer, partition`, args...)
+	}, `SELECT consumer, partition, checkpoint, owner, lease_expires, failures, in_flight, epoch FROM partitions`+where+` ORDER BY consumer, partition`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +291,8 @@ func (s *Store) Claim(ctx context.Context, consumer, member string, partitions [
 		if len(partitions) > 0 {
 			// A lease that changes hands starts with nothing in flight.
 			claim, err := tx.PrepareContext(ctx, `UPDATE partitions
-				SET owner = ?1, lease_expires = ?2, in_flight = CASE WHEN owner = ?1 THEN in_flight ELSE 0 END
+				SET owner = ?1, lease_expires = ?2, in_flight = CASE WHEN owner = ?1 THEN in_flight ELSE 0 END,
+					epoch = CASE WHEN owner = ?1 THEN epoch ELSE epoch + 1 END
 				WHERE consumer = ?3 AND partition = ?4 AND (owner = '' OR owner = ?1 OR lease_expires <= ?5)`)
 			if err != nil {
 				return err
@@ -306,13 +307,13 @@ func (s *Store) Claim(ctx context.Context, consumer, member string, partitions [
 		return queryRows(ctx, tx, func(rows *sql.Rows) error {
 			var p store.PartitionInfo
 			var expires int64
-			if err := rows.Scan(&p.Partition, &p.Checkpoint, &p.Owner, &expires, &p.Failures, &p.InFlight); err != nil {
+			if err := rows.Scan(&p.Partition, &p.Checkpoint, &p.Owner, &expires, &p.Failures, &p.InFlight, &p.Epoch); err != nil {
 				return err
 			}
 			p.LeaseExpires = fromUnixNano(expires)
 			held = append(held, p)
 			return nil
-		}, `SELECT partition, checkpoint, owner, lease_expires, failures, in_flight FROM partitions
+		}, `SELECT partition, checkpoint, owner, lease_expires, failures, in_flight, epoch FROM partitions
 			WHERE consumer = ? AND owner = ? ORDER BY partition`, consumer, member)
 	})
 	if err != nil {

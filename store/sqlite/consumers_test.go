@@ -153,31 +153,31 @@ func TestLeases(t *testing.T) {
 	held, err := s.Claim(ctx, "c", "a", []int{0, 1}, t0.Add(lease), t0)
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
-		{Partition: 0, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease)},
-		{Partition: 1, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease)},
-	}, held)
+		{Partition: 0, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease), Epoch: 1},
+		{Partition: 1, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease), Epoch: 1},
+	}, held, "a first claim takes each partition to epoch 1")
 
 	// b cannot take a's live leases, only the free partition.
 	held, err = s.Claim(ctx, "c", "b", []int{1, 2}, t0.Add(lease), t0.Add(time.Second))
 	require.NoError(t, err)
-	require.Equal(t, []store.PartitionInfo{{Partition: 2, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(lease)}}, held)
+	require.Equal(t, []store.PartitionInfo{{Partition: 2, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(lease), Epoch: 1}}, held)
 
 	// a renews partition 0 only; the result lists every partition a holds.
 	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 9, InFlight: 3}}))
 	held, err = s.Claim(ctx, "c", "a", []int{0}, t0.Add(2*lease), t0.Add(5*time.Second))
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
-		{Partition: 0, Checkpoint: 9, Owner: "a", LeaseExpires: t0.Add(2 * lease), InFlight: 3},
-		{Partition: 1, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease)},
-	}, held)
+		{Partition: 0, Checkpoint: 9, Owner: "a", LeaseExpires: t0.Add(2 * lease), InFlight: 3, Epoch: 1},
+		{Partition: 1, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease), Epoch: 1},
+	}, held, "renewing keeps the epoch")
 
 	// At a's expiry of partition 1, b steals it; partition 0 was renewed.
 	held, err = s.Claim(ctx, "c", "b", []int{0, 1}, t0.Add(lease+lease), t0.Add(lease))
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
-		{Partition: 1, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(2 * lease)},
-		{Partition: 2, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(lease)},
-	}, held)
+		{Partition: 1, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(2 * lease), Epoch: 2},
+		{Partition: 2, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(lease), Epoch: 1},
+	}, held, "a partition that changes hands moves to a new epoch")
 
 	// a has lost partition 1: a checkpoint for it and for the partition a
 	// still holds writes nothing.
@@ -229,7 +229,7 @@ func TestSaveCheckpoints(t *testing.T) {
 	}))
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
-	require.Equal(t, store.PartitionInfo{Partition: 0, Checkpoint: 10, Owner: "m", LeaseExpires: t0.Add(time.Minute), Failures: 3}, info.Partitions[0])
+	require.Equal(t, store.PartitionInfo{Partition: 0, Checkpoint: 10, Owner: "m", LeaseExpires: t0.Add(time.Minute), Failures: 3, Epoch: 1}, info.Partitions[0])
 	require.Equal(t, int64(3), info.Partitions[1].Checkpoint)
 	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", nil))
 }
@@ -248,8 +248,10 @@ func TestResetConsumer(t *testing.T) {
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	for _, p := range info.Partitions {
-		require.Equal(t, store.PartitionInfo{Partition: p.Partition, Checkpoint: 7}, p)
+		// The epoch stays: the next claim (by anyone) moves it on.
+		require.Equal(t, store.PartitionInfo{Partition: p.Partition, Checkpoint: 7, Epoch: p.Epoch}, p)
 	}
+	require.Equal(t, []int64{1, 1, 0}, []int64{info.Partitions[0].Epoch, info.Partitions[1].Epoch, info.Partitions[2].Epoch})
 	// The member lost its leases: it must claim again before it saves.
 	err = s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{{Partition: 0, Position: 51}})
 	require.ErrorIs(t, err, store.ErrLeaseLost)

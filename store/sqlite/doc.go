@@ -27,7 +27,7 @@
 //	              time, key, data BLOB, meta BLOB, idem TEXT (unique where not NULL)
 //	type_counts   type, count: events per type, kept by every append
 //	consumers     name, types (JSON array), partitions, created
-//	partitions    consumer, partition, checkpoint, owner, lease_expires, failures, in_flight
+//	partitions    consumer, partition, checkpoint, owner, lease_expires, failures, in_flight, epoch
 //	members       consumer, member, expires
 //	dead_letters  consumer, event_id, type, position, partition, attempts, error,
 //	              failed_at, retry_requested

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS partitions (
 	lease_expires INTEGER NOT NULL DEFAULT 0,
 	failures      INTEGER NOT NULL DEFAULT 0,
 	in_flight     INTEGER NOT NULL DEFAULT 0,
+	epoch         INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (consumer, partition)
 ) WITHOUT ROWID;
 

@@ -1,0 +1,517 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gomonster/monster/store"
+)
+
+// txConn is what an append needs of a transaction: the store's own, an
+// application's pgx.Tx, or an application's *sql.Tx.
+type txConn interface {
+	exec(ctx context.Context, query string, args ...any) error
+	queryRow(ctx context.Context, query string, args ...any) rowScanner
+	queryEvents(ctx context.Context, query string, args ...any) ([]store.Event, error)
+}
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// pgxConn adapts a pgx.Tx.
+type pgxConn struct{ tx pgx.Tx }
+
+func (c pgxConn) exec(ctx context.Context, query string, args ...any) error {
+	_, err := c.tx.Exec(ctx, query, args...)
+	return err
+}
+
+func (c pgxConn) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return c.tx.QueryRow(ctx, query, args...)
+}
+
+func (c pgxConn) queryEvents(ctx context.Context, query string, args ...any) ([]store.Event, error) {
+	rows, err := c.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectEvents(rows, 0)
+}
+
+// sqlConn adapts a *sql.Tx begun on DB(). pgx's stdlib driver passes
+// arguments through to pgx unchanged, so the same statements work.
+type sqlConn struct{ tx *sql.Tx }
+
+func (c sqlConn) exec(ctx context.Context, query string, args ...any) error {
+	_, err := c.tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+func (c sqlConn) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return c.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (c sqlConn) queryEvents(ctx context.Context, query string, args ...any) ([]store.Event, error) {
+	rows, err := c.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []store.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+func scanEvent(row rowScanner) (store.Event, error) {
+	var e store.Event
+	if err := row.Scan(&e.Position, &e.ID, &e.Type, &e.Time, &e.Key, &e.Data, &e.Meta, &e.IdempotencyKey); err != nil {
+		return store.Event{}, err
+	}
+	e.Time = e.Time.UTC()
+	if len(e.Meta) == 0 {
+		e.Meta = nil
+	}
+	return e, nil
+}
+
+// collectEvents reads rows of eventColumns and closes them.
+func collectEvents(rows pgx.Rows, capacity int) ([]store.Event, error) {
+	defer rows.Close()
+	events := make([]store.Event, 0, capacity)
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+// Append stores events in one transaction and one synced commit, holding
+// the append lock from before it draws positions until its commit (see the
+// package documentation). An event whose idempotency key is already
+// stored, or appears earlier in the batch, is not inserted; its result is
+// the stored event with Duplicate set. If any event fails (an event ID
+// already stored wraps [store.ErrConflict]), nothing is stored. A COMMIT
+// whose outcome is unknown (the connection failed after sending it) wraps
+// [store.ErrAmbiguousCommit].
+func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+	const op = "append"
+	if s.closed.Load() {
+		return nil, errClosed(op)
+	}
+	if err := validateEvents(events); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	if len(events) == 0 {
+		return []store.AppendResult{}, nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, opError(ctx, op+": begin", err)
+	}
+	results, err := s.appendIn(ctx, pgxConn{tx}, events)
+	if err == nil {
+		err = ctx.Err() // the caller gave up: do not commit behind its back
+	}
+	if err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		if errors.Is(err, errDuplicateID) {
+			return nil, s.duplicateIDError(ctx, nil, events)
+		}
+		return nil, opError(ctx, op, err)
+	}
+	// The COMMIT is not cancelled with ctx: once it is sent, its outcome
+	// is known only from its reply.
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		if pgCode(err) != "" {
+			return nil, opError(ctx, op+": commit", err) // the server refused: rolled back
+		}
+		return nil, commitError(op, err)
+	}
+	return results, nil
+}
+
+// AppendTx appends like Append inside tx, a transaction begun on DB(): the
+// events are stored if and only if the caller commits tx, and are durable
+// when that commit returns. From this call to the end of tx, tx holds the
+// store's append lock: every other append waits for it (see the package
+// documentation), so log last, just before committing. The work is done
+// under a savepoint: when AppendTx fails, tx is as it was before the call
+// (unless the failure was the connection's), and the caller decides
+// whether to commit the rest.
+func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, events []store.NewEvent) ([]store.AppendResult, error) {
+	if tx == nil {
+		return nil, errors.New("monster: postgres append: nil transaction")
+	}
+	return s.appendInCallerTx(ctx, sqlConn{tx}, events)
+}
+
+// AppendPgxTx is AppendTx for a pgx transaction, begun on [Store.Pool] or
+// on any pgx connection to the store's database.
+func (s *Store) AppendPgxTx(ctx context.Context, tx pgx.Tx, events []store.NewEvent) ([]store.AppendResult, error) {
+	if tx == nil {
+		return nil, errors.New("monster: postgres append: nil transaction")
+	}
+	return s.appendInCallerTx(ctx, pgxConn{tx}, events)
+}
+
+func (s *Store) appendInCallerTx(ctx context.Context, c txConn, events []store.NewEvent) ([]store.AppendResult, error) {
+	const op = "append"
+	if s.closed.Load() {
+		return nil, errClosed(op)
+	}
+	if err := validateEvents(events); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	if len(events) == 0 {
+		return []store.AppendResult{}, nil
+	}
+	if err := c.exec(ctx, "SAVEPOINT monster_append"); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	results, err := s.appendIn(ctx, c, events)
+	if err != nil {
+		undo := context.WithoutCancel(ctx)
+		c.exec(undo, "ROLLBACK TO SAVEPOINT monster_append")
+		c.exec(undo, "RELEASE SAVEPOINT monster_append")
+		if errors.Is(err, errDuplicateID) {
+			return nil, s.duplicateIDError(ctx, c, events)
+		}
+		return nil, opError(ctx, op, err)
+	}
+	if err := c.exec(ctx, "RELEASE SAVEPOINT monster_append"); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	return results, nil
+}
+
+// errDuplicateID marks an insert that failed on the unique event ID.
+var errDuplicateID = errors.New("duplicate event ID")
+
+// appendIn does the work of Append inside a transaction: take the append
+// lock, look up idempotency keys, insert the new events.
+func (s *Store) appendIn(ctx context.Context, c txConn, events []store.NewEvent) ([]store.AppendResult, error) {
+	if err := c.exec(ctx, s.sql.lock, lockKey("append", s.schema), s.opts.AppendLockTimeout.Milliseconds()); err != nil {
+		if pgCode(err) == codeLockNotAvailable {
+			return nil, fmt.Errorf("waited %v for the append lock, which another transaction holds from its append until it ends (a transaction left open after LogTx, or a Log inside one?): %w",
+				s.opts.AppendLockTimeout, err)
+		}
+		return nil, err
+	}
+
+	results := make([]store.AppendResult, len(events))
+	fresh := make([]int, 0, len(events)) // indexes of the events to insert, in order
+	var (
+		keys    []string       // idempotency keys to look up
+		seen    map[string]int // idempotency key -> index of its first event in the batch
+		repeats map[int]int    // index of a repeat -> index of the event it repeats
+	)
+	for i := range events {
+		k := events[i].IdempotencyKey
+		if k == "" {
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]int)
+			repeats = make(map[int]int)
+		}
+		if j, ok := seen[k]; ok {
+			repeats[i] = j
+			continue
+		}
+		seen[k] = i
+		keys = append(keys, k)
+	}
+	var stored map[string]store.Event
+	if len(keys) > 0 {
+		found, err := c.queryEvents(ctx, s.sql.idem, keys)
+		if err != nil {
+			return nil, err
+		}
+		stored = make(map[string]store.Event, len(found))
+		for _, e := range found {
+			stored[e.IdempotencyKey] = e
+		}
+	}
+	for i := range events {
+		if _, ok := repeats[i]; ok {
+			continue
+		}
+		if e, ok := stored[events[i].IdempotencyKey]; ok && events[i].IdempotencyKey != "" {
+			results[i] = store.AppendResult{Event: e, Duplicate: true}
+			continue
+		}
+		fresh = append(fresh, i)
+	}
+
+	if len(fresh) > 0 {
+		n := len(fresh)
+		ids, types, keysCol, idems := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		times := make([]time.Time, n)
+		data, meta := make([][]byte, n), make([][]byte, n)
+		for j, i := range fresh {
+			e := &events[i]
+			ids[j], types[j], keysCol[j], idems[j] = e.ID, e.Type, e.Key, e.IdempotencyKey
+			times[j] = e.Time.Truncate(time.Microsecond)
+			data[j] = e.Data
+			if len(e.Meta) > 0 {
+				meta[j] = e.Meta
+			}
+		}
+		var last int64
+		err := c.queryRow(ctx, s.sql.insert, ids, types, times, keysCol, data, meta, idems, s.sql.channel).Scan(&last)
+		if err != nil {
+			if pgCode(err) == codeUniqueViolation && strings.Contains(err.Error(), "events_id_key") {
+				return nil, errDuplicateID
+			}
+			return nil, err
+		}
+		for j, i := range fresh {
+			e := &events[i]
+			results[i].Event = store.Event{
+				ID:             e.ID,
+				Type:           e.Type,
+				Position:       last - int64(n-1-j),
+				Time:           times[j].UTC(),
+				Key:            e.Key,
+				Data:           e.Data,
+				Meta:           meta[j],
+				IdempotencyKey: e.IdempotencyKey,
+			}
+		}
+	}
+	for i, j := range repeats {
+		results[i] = store.AppendResult{Event: results[j].Event, Duplicate: true}
+	}
+	return results, nil
+}
+
+// duplicateIDError names the event ID that made an insert fail: repeated in
+// the batch, or already stored. It runs on the failure path only; c is the
+// caller's transaction (after its savepoint was rolled back), or nil.
+func (s *Store) duplicateIDError(ctx context.Context, c txConn, events []store.NewEvent) error {
+	seen := make(map[string]bool, len(events))
+	ids := make([]string, 0, len(events))
+	for _, e := range events {
+		if seen[e.ID] {
+			return errorf(store.ErrConflict, "monster: postgres append: event ID %q appears twice in the batch", e.ID)
+		}
+		seen[e.ID] = true
+		ids = append(ids, e.ID)
+	}
+	query := schemaSQL(s.schema, `SELECT id FROM S.events WHERE id = ANY($1::text[]) LIMIT 1`)
+	var row rowScanner
+	if c != nil {
+		row = c.queryRow(ctx, query, ids)
+	} else {
+		row = s.pool.QueryRow(ctx, query, ids)
+	}
+	var id string
+	if err := row.Scan(&id); err == nil {
+		return errorf(store.ErrConflict, "monster: postgres append: event ID %q is already stored", id)
+	}
+	return errorf(store.ErrConflict, "monster: postgres append: an event ID of the batch is already stored")
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// validateEvents checks what the contract leaves to stores: every event
+// has an ID, type, time and data, and its text fields can be kept in
+// PostgreSQL text columns (valid UTF-8 without NUL).
+func validateEvents(events []store.NewEvent) error {
+	text := func(id, field, v string) error {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("monster: postgres append: event %q: %s %q is not valid UTF-8 text without NUL", id, field, v)
+		}
+		return nil
+	}
+	for i := range events {
+		e := &events[i]
+		switch {
+		case e.ID == "":
+			return fmt.Errorf("monster: postgres append: event %d has no ID", i)
+		case e.Type == "":
+			return fmt.Errorf("monster: postgres append: event %q has no type", e.ID)
+		case strings.ContainsFunc(e.Type, isControl):
+			return fmt.Errorf("monster: postgres append: event %q: type %q contains a control character", e.ID, e.Type)
+		case e.Time.IsZero():
+			return fmt.Errorf("monster: postgres append: event %q has no time", e.ID)
+		case e.Time.Year() < 1 || e.Time.Year() > 9999:
+			return fmt.Errorf("monster: postgres append: event %q: time %v is outside the years 1 to 9999", e.ID, e.Time)
+		case len(e.Data) == 0:
+			return fmt.Errorf("monster: postgres append: event %q has no data", e.ID)
+		}
+		for _, f := range [...]struct{ name, v string }{{"ID", e.ID}, {"type", e.Type}, {"key", e.Key}, {"idempotency key", e.IdempotencyKey}} {
+			if err := text(e.ID, f.name, f.v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Read returns up to limit events with position > after, in position
+// order. Every event it returns was committed before any event of a higher
+// position could be (see the package documentation), so it never skips.
+func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+	const op = "read"
+	if s.closed.Load() {
+		return nil, errClosed(op)
+	}
+	if limit < 0 {
+		return nil, fmt.Errorf("monster: postgres read: negative limit %d", limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	if limit == 0 {
+		return []store.Event{}, nil
+	}
+	rows, err := s.pool.Query(ctx, s.sql.read, after, limit)
+	if err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	events, err := collectEvents(rows, min(limit, 1024))
+	if err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	return events, nil
+}
+
+// EventByID returns the event with the given ID, or an error wrapping
+// [store.ErrNotFound].
+func (s *Store) EventByID(ctx context.Context, id string) (store.Event, error) {
+	const op = "event by ID"
+	if s.closed.Load() {
+		return store.Event{}, errClosed(op)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Event{}, opError(ctx, op, err)
+	}
+	e, err := scanEvent(s.pool.QueryRow(ctx, s.sql.eventByID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Event{}, errorf(store.ErrNotFound, "monster: event %q not found", id)
+	}
+	if err != nil {
+		return store.Event{}, opError(ctx, op, err)
+	}
+	return e, nil
+}
+
+// Head returns the highest committed position, or 0 for an empty log.
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	const op = "head"
+	if s.closed.Load() {
+		return 0, errClosed(op)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, opError(ctx, op, err)
+	}
+	var head int64
+	if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
+		return 0, opError(ctx, op, err)
+	}
+	return head, nil
+}
+
+// PositionBefore returns the highest position of an event whose time is
+// before t, or 0. It walks the log backwards from the head and stops at the
+// first such event: fast for a recent t, a scan for a t before most of the
+// log. (Processes' clocks differ, so time order is not position order, and
+// an index on time would not give the exact answer.)
+func (s *Store) PositionBefore(ctx context.Context, t time.Time) (int64, error) {
+	const op = "position before"
+	if s.closed.Load() {
+		return 0, errClosed(op)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, opError(ctx, op, err)
+	}
+	if t.Year() < 1 {
+		return 0, nil
+	}
+	if t.Year() > 9999 {
+		return s.Head(ctx)
+	}
+	var pos int64
+	err := s.pool.QueryRow(ctx, schemaSQL(s.schema, `SELECT position FROM S.events WHERE time < $1 ORDER BY position DESC LIMIT 1`), t).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, opError(ctx, op, err)
+	}
+	return pos, nil
+}
+
+// CountByType returns the number of events of each type with position >
+// after. For after == 0 it reads the type_counts table kept by every
+// append; otherwise it counts the shorter side of after, in one snapshot.
+func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64, error) {
+	counts := make(map[string]int64)
+	err := s.readTx(ctx, "count by type", func(tx pgx.Tx) error {
+		add := func(sign int64, query string, args ...any) error {
+			rows, err := tx.Query(ctx, schemaSQL(s.schema, query), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var t string
+				var n int64
+				if err := rows.Scan(&t, &n); err != nil {
+					return err
+				}
+				counts[t] += sign * n
+			}
+			return rows.Err()
+		}
+		var head int64
+		if after > 0 {
+			if err := tx.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
+				return err
+			}
+		}
+		if after <= 0 || after < head/2 {
+			if err := add(1, `SELECT type, count FROM S.type_counts`); err != nil {
+				return err
+			}
+			if after > 0 {
+				return add(-1, `SELECT type, count(*) FROM S.events WHERE position <= $1 GROUP BY type`, after)
+			}
+			return nil
+		}
+		return add(1, `SELECT type, count(*) FROM S.events WHERE position > $1 GROUP BY type`, after)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for t, n := range counts {
+		if n == 0 {
+			delete(counts, t)
+		}
+	}
+	return counts, nil
+}
