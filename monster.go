@@ -178,21 +178,7 @@ func init() {
 // It returns an error matching ErrUnknownStore for an unregistered scheme
 // and ErrNotAStore for a file that exists but is not a Monster store.
 func Open(ctx context.Context, pathOrURL string, opts *Options) (*Monster, error) {
-	if pathOrURL == "" {
-		pathOrURL = DefaultPath
-	}
-	scheme := "sqlite"
-	if i := strings.Index(pathOrURL, "://"); i > 0 {
-		scheme = pathOrURL[:i]
-	}
-	registryMu.Lock()
-	open, ok := registry[scheme]
-	registryMu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%w: %q: scheme %q is not one of %s (import the store's package to register it)",
-			ErrUnknownStore, pathOrURL, scheme, strings.Join(registeredSchemes(), ", "))
-	}
-	st, err := open(ctx, pathOrURL)
+	st, err := OpenStoreURL(ctx, pathOrURL)
 	if err != nil {
 		return nil, err
 	}
