@@ -26,7 +26,7 @@ const ApplicationID = 0x4D4F4E53
 // SQLite's default 4096 make appends and sequential reads cheaper (fewer WAL
 // frames to write, fewer pages to fetch); the cost is that a commit of a
 // single event writes a few 16 KiB pages.
-const pageSize = 16384
+const pageSize = 4096
 
 // FormatVersion is the version of the schema this package writes and reads,
 // kept in the monster_meta table.

@@ -1,0 +1,187 @@
+package monster_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gomonster/monster"
+)
+
+func openFile(t *testing.T, opts *monster.Options) (*monster.Monster, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "monster.db")
+	o := fastOptions(opts)
+	m, err := monster.Open(context.Background(), path, &o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	return m, path
+}
+
+func TestLogTxCommitAndRollback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, _ := openFile(t, nil)
+	var mu sync.Mutex
+	var got []string
+	require.NoError(t, m.Consume("orders", monster.Match("order.*", func(ctx context.Context, e monster.RawEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(e.Data))
+		return nil
+	}), nil))
+	start(t, m)
+
+	db := m.DB()
+	require.NotNil(t, db)
+	_, err := db.ExecContext(ctx, `CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)`)
+	require.NoError(t, err)
+
+	// Rolled back: neither the row nor the event exists.
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(ctx, `INSERT INTO orders (item) VALUES ('boots')`)
+	require.NoError(t, err)
+	_, err = m.LogTx(ctx, tx, "order.placed", "boots")
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback())
+
+	// Committed: both exist, and the consumer sees the event.
+	tx, err = db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(ctx, `INSERT INTO orders (item) VALUES ('shirt')`)
+	require.NoError(t, err)
+	e, err := m.LogTx(ctx, tx, "order.placed", "shirt")
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+
+	eventually(t, "committed event handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	mu.Lock()
+	require.Equal(t, []string{`"shirt"`}, got)
+	mu.Unlock()
+	events, err := m.Events(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.Equal(t, e.ID, events[0].ID)
+	var rows int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM orders`).Scan(&rows))
+	require.Equal(t, 1, rows)
+
+	mem := newMem(t, nil)
+	_, err = mem.LogTx(ctx, tx, "order.placed", "x")
+	require.ErrorIs(t, err, monster.ErrNotSupported)
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, err := monster.Open(ctx, "nosuch://somewhere", nil)
+	require.ErrorIs(t, err, monster.ErrUnknownStore)
+	require.Contains(t, err.Error(), `scheme "nosuch"`)
+
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	content := []byte("these are my notes, not a database\n")
+	require.NoError(t, os.WriteFile(path, content, 0o600))
+	_, err = monster.Open(ctx, path, nil)
+	require.ErrorIs(t, err, monster.ErrNotAStore)
+	require.Contains(t, err.Error(), "monster: ")
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, content, after, "a file that is not a store is left alone")
+}
+
+func TestHandlerMiddlewareOrderAndPanicRecovery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMem(t, nil)
+	var mu sync.Mutex
+	var trace []string
+	mw := func(name string) monster.HandlerMiddleware {
+		return func(next monster.HandlerFunc) monster.HandlerFunc {
+			return func(ctx context.Context, e monster.RawEvent) error {
+				mu.Lock()
+				trace = append(trace, name+">")
+				mu.Unlock()
+				err := next(ctx, e)
+				mu.Lock()
+				trace = append(trace, "<"+name)
+				mu.Unlock()
+				return err
+			}
+		}
+	}
+	var attempts atomic.Int64
+	require.NoError(t, m.Consume("mw", monster.Match("x", func(ctx context.Context, e monster.RawEvent) error {
+		if attempts.Add(1) == 1 {
+			panic("first attempt panics")
+		}
+		return nil
+	}), &monster.ConsumerOptions{
+		Middleware: []monster.HandlerMiddleware{mw("outer"), mw("inner")},
+		Retry:      monster.RetryPolicy{InitialBackoff: time.Millisecond},
+	}))
+	start(t, m)
+	_, err := m.Log(ctx, "x", 1)
+	require.NoError(t, err)
+	eventually(t, "retried after the panic", func() bool { return attempts.Load() == 2 })
+	eventually(t, "second run traced", func() bool { mu.Lock(); defer mu.Unlock(); return len(trace) >= 6 })
+	mu.Lock()
+	defer mu.Unlock()
+	// The first run panicked inside the middleware: recovery sits outside
+	// all of it, so the outer layers never saw the run return.
+	require.Equal(t, []string{"outer>", "inner>", "outer>", "inner>", "<inner", "<outer"}, trace)
+}
+
+func TestRetryPolicyBackoff(t *testing.T) {
+	t.Parallel()
+	p := monster.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 70 * time.Millisecond, Jitter: -1}
+	want := []time.Duration{10, 20, 40, 70, 70}
+	for i, w := range want {
+		require.Equal(t, w*time.Millisecond, p.Backoff(i+1), "attempt %d", i+1)
+	}
+	p.Jitter = 0.5
+	for range 200 {
+		d := p.Backoff(2)
+		require.GreaterOrEqual(t, d, 10*time.Millisecond)
+		require.LessOrEqual(t, d, 30*time.Millisecond)
+	}
+}
+
+func TestConsumeAfterStartAndStopIsGraceful(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMem(t, nil)
+	require.NoError(t, m.Start(ctx))
+	require.Error(t, m.Start(ctx), "already running")
+	release := make(chan struct{})
+	var started, finished atomic.Int64
+	require.NoError(t, m.Consume("late", monster.Match("*", func(ctx context.Context, e monster.RawEvent) error {
+		started.Add(1)
+		<-release
+		finished.Add(1)
+		return nil
+	}), nil))
+	_, err := m.Log(ctx, "job", 1)
+	require.NoError(t, err)
+	eventually(t, "handler started", func() bool { return started.Load() == 1 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) before the in-flight handler finished", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-stopped)
+	require.Equal(t, int64(1), finished.Load())
+	s, err := m.ConsumerStats(ctx, "late")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), s.Position, "the finished event was checkpointed at shutdown")
+	require.Empty(t, s.Owners, "partitions released at shutdown")
+}
