@@ -1,0 +1,405 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads the request body up to the configured limit; 413 past it.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+	limit := int64(s.cfg.MaxRequestBytes)
+	if r.ContentLength > limit {
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body of %d bytes is over the limit of %d", r.ContentLength, limit)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is over the limit of %d bytes", limit)
+	}
+	if err != nil {
+		return newError(http.StatusBadRequest, CodeBadRequest, "reading the request body: %v", err)
+	}
+	return nil
+}
+
+// decodeBody decodes a small JSON object body strictly.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBuffers.Put(buf)
+	if err := s.readBody(w, r, buf); err != nil {
+		return err
+	}
+	body := bytes.TrimSpace(buf.Bytes())
+	if len(body) == 0 || body[0] != '{' {
+		what := "empty"
+		if len(body) > 0 {
+			what = jsonKind(body[0])
+		}
+		return newError(http.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object, not %s", what)
+	}
+	return strictUnmarshal(body, v, "")
+}
+
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBuffers.Put(buf)
+	if err := s.readBody(w, r, buf); err != nil {
+		return err
+	}
+	events, batch, err := decodeEvents(buf.Bytes(), s.cfg.MaxEventBytes)
+	if err != nil {
+		return err
+	}
+	stored, err := s.local.Log(r.Context(), events)
+	if err != nil {
+		return err
+	}
+	if !batch {
+		writeJSON(w, http.StatusCreated, stored[0])
+		return nil
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Events []Event `json:"events"`
+	}{stored})
+	return nil
+}
+
+// intParam parses an integer query parameter, def when absent.
+func intParam(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, newError(http.StatusBadRequest, CodeBadRequest, "query parameter %s=%q is not an integer", name, v)
+	}
+	return n, nil
+}
+
+func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", 100)
+	if err != nil {
+		return err
+	}
+	if limit < 1 {
+		return newError(http.StatusBadRequest, CodeBadRequest, "limit %d: want 1 to 1000", limit)
+	}
+	page, err := s.local.Events(r.Context(), EventsQuery{Type: r.URL.Query().Get("type"), After: after, Limit: int(min(limit, 1<<20))})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.local.Event(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (s *Server) getTypes(w http.ResponseWriter, r *http.Request) error {
+	types, err := s.local.Types(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Types []TypeInfo `json:"types"`
+	}{types})
+	return nil
+}
+
+// tailHeartbeat is how often an idle tail sends a comment line, so proxies
+// and clients see the connection is alive.
+const tailHeartbeat = 15 * time.Second
+
+func (s *Server) getTail(w http.ResponseWriter, r *http.Request) error {
+	var types []string
+	for _, v := range r.URL.Query()["types"] {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				types = append(types, p)
+			}
+		}
+	}
+	if err := checkPatterns("types", types); err != nil {
+		return err
+	}
+	after, err := intParam(r, "after", -1)
+	if err != nil {
+		return err
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if after, err = strconv.ParseInt(id, 10, 64); err != nil {
+			return newError(http.StatusBadRequest, CodeBadRequest, "Last-Event-ID %q is not a position", id)
+		}
+	}
+	if after < 0 {
+		// From now: the head is read before the stream opens, so an event
+		// logged after the client sees the opening line is always sent.
+		if after, err = s.m.Store().Head(r.Context()); err != nil {
+			return apiError(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, ": monster tail\n\n"); err != nil {
+		return nil
+	}
+	_ = rc.Flush()
+	var mu sync.Mutex // the heartbeat and the events share w
+	heartbeat := time.NewTicker(tailHeartbeat)
+	defer heartbeat.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-heartbeat.C:
+				mu.Lock()
+				_, err := fmt.Fprint(w, ": ping\n\n")
+				if err == nil {
+					err = rc.Flush()
+				}
+				mu.Unlock()
+				if err != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err = s.local.Tail(ctx, TailQuery{Types: types, After: after}, func(e Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Position, e.Type, b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	})
+	cancel()
+	mu.Lock() // the heartbeat must not write after the handler returns
+	defer mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		s.logger.Warn("monster: tail ended", "error", err)
+	}
+	return nil // the stream has begun: errors cannot be answered any more
+}
+
+func (s *Server) getConsumers(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.local.Consumers(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Consumers []Consumer `json:"consumers"`
+	}{cs})
+	return nil
+}
+
+func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.local.Consumer(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// PutConsumerResult is the answer to PUT /v1/consumers/{name}.
+type PutConsumerResult struct {
+	Name    string      `json:"name"`
+	Types   []string    `json:"types"`
+	Webhook WebhookInfo `json:"webhook"`
+	Created bool        `json:"created"`
+}
+
+func (s *Server) putConsumer(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	var spec ConsumerSpec
+	if err := s.decodeBody(w, r, &spec); err != nil {
+		return err
+	}
+	if spec.Webhook.SecretEnv != "" {
+		return newError(http.StatusBadRequest, CodeInvalidField, "webhook.secret_env is for the configuration file; send webhook.secret")
+	}
+	existed := s.webhooks.info(name) != nil
+	if err := s.webhooks.put(r.Context(), name, spec, "api"); err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if !existed {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, PutConsumerResult{Name: name, Types: spec.Types, Webhook: WebhookInfo{URL: spec.Webhook.URL, Source: "api"}, Created: !existed})
+	return nil
+}
+
+func (s *Server) deleteConsumer(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	wasWebhook, err := s.webhooks.remove(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	err = s.m.Store().DeleteConsumer(r.Context(), name)
+	if IsNotFound(err) {
+		if !wasWebhook {
+			return consumerNotFound(name)
+		}
+		err = nil // stopped before it registered
+	}
+	if err != nil {
+		return apiError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// resetBody is the body of POST /v1/consumers/{name}/reset.
+type resetBody struct {
+	// To is "beginning", "end", a position (a number or a string of
+	// digits) or an RFC 3339 time.
+	To json.RawMessage `json:"to"`
+}
+
+func (s *Server) resetConsumer(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	var body resetBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	var to string
+	if err := json.Unmarshal(body.To, &to); err != nil {
+		var n json.Number
+		if len(body.To) == 0 || json.Unmarshal(body.To, &n) != nil {
+			return newError(http.StatusBadRequest, CodeInvalidField, "field \"to\" is required: \"beginning\", \"end\", a position or an RFC 3339 time")
+		}
+		to = n.String()
+	}
+	if err := s.local.ResetConsumer(r.Context(), name, to); err != nil {
+		return err
+	}
+	c, err := s.local.Consumer(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", 0)
+	if err != nil {
+		return err
+	}
+	dls, err := s.local.DeadLetters(r.Context(), r.PathValue("name"), int(min(limit, 1<<30)))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		DeadLetters []DeadLetter `json:"dead_letters"`
+	}{dls})
+	return nil
+}
+
+type retriedBody struct {
+	Retried int `json:"retried"`
+}
+
+type discardedBody struct {
+	Discarded int `json:"discarded"`
+}
+
+func (s *Server) retryAllDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.local.RetryDeadLetters(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, retriedBody{n})
+	return nil
+}
+
+func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.local.RetryDeadLetters(r.Context(), r.PathValue("name"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, retriedBody{n})
+	return nil
+}
+
+func (s *Server) discardAllDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.local.DiscardDeadLetters(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, discardedBody{n})
+	return nil
+}
+
+func (s *Server) discardDeadLetter(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.local.DiscardDeadLetters(r.Context(), r.PathValue("name"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, discardedBody{n})
+	return nil
+}
+
+func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case <-s.stopping:
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the daemon is shutting down")
+	default:
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	head, err := s.m.Store().Head(ctx)
+	if err != nil {
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the store does not answer: %v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "head": head})
+	return nil
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+
+	"github.com/gomonster/monster/store"
+)
+
+// sharedStore lets several Monsters in the daemon (the one that logs and
+// one per webhook consumer, so each webhook can start and stop on its own)
+// share one store. It tells every Monster's consumers and every tail at
+// once about events appended through any of them, and its Close does
+// nothing: the daemon closes the underlying store last.
+type sharedStore struct {
+	store.Store
+
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+}
+
+func newSharedStore(st store.Store) *sharedStore {
+	return &sharedStore{Store: st, subs: map[chan struct{}]struct{}{}}
+}
+
+// Append appends and, on success, wakes every subscriber.
+func (s *sharedStore) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+	res, err := s.Store.Append(ctx, events)
+	if err == nil {
+		s.broadcast()
+	}
+	return res, err
+}
+
+func (s *sharedStore) broadcast() {
+	s.mu.Lock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Notifications implements store.Notifier: the channel gets a value after
+// appends through this daemon, and after the underlying store's own
+// notifications when it has them (other processes' appends).
+func (s *sharedStore) Notifications(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	var inner <-chan struct{}
+	if n, ok := s.Store.(store.Notifier); ok {
+		inner = n.Notifications(ctx)
+	}
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.subs, ch)
+			close(ch)
+			s.mu.Unlock()
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-inner:
+				if !ok {
+					inner = nil
+					continue
+				}
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// Close does nothing; see sharedStore.
+func (s *sharedStore) Close() error { return nil }
