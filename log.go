@@ -222,8 +222,12 @@ type commitRequest struct {
 	done    chan struct{}
 }
 
-// maxGroupCommit caps the events in one group commit.
-const maxGroupCommit = 4096
+// maxGroupCommit caps the events in one group commit; groupCommitters is
+// the number of group commits that may be under way at once.
+const (
+	maxGroupCommit  = 4096
+	groupCommitters = 2
+)
 
 // commit hands events to the group committer and waits for the outcome.
 func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
@@ -254,7 +258,7 @@ func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.
 // stores them in one Append (one transaction, one sync), so concurrent Log
 // calls share the cost of the sync.
 func (m *Monster) commitLoop() {
-	defer close(m.commitLoopDone)
+	defer m.committers.Done()
 	var batch []*commitRequest
 	var events []store.NewEvent
 	for req := range m.commits {
@@ -312,7 +316,7 @@ func (m *Monster) closeCommits() {
 	// wait none can send on the closed channel.
 	m.senders.Wait()
 	close(m.commits)
-	<-m.commitLoopDone
+	m.committers.Wait()
 }
 
 // printEvents writes pymonster's verbose line for each new event when

@@ -671,6 +671,14 @@ func (c *consumerRun) process(it *item) {
 		return
 	}
 	c.mu.Lock()
+	if p := it.part; p != nil && p.lost {
+		// The partition moved while the handler ran: its next owner runs
+		// the event again; neither retry nor dead-letter it here.
+		p.running--
+		c.nextForKeyLocked(it.key)
+		c.mu.Unlock()
+		return
+	}
 	if p := c.parts[partitionOf(it.ev, c.def.opts.Partitions)]; p != nil {
 		p.failures++
 	}

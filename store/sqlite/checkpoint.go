@@ -20,7 +20,7 @@ import (
 // about autoCheckpointPages pages.
 const (
 	checkpointBytes     = 4 << 20
-	autoCheckpointPages = 2000 // 32 MiB of WAL
+	autoCheckpointPages = 8000 // 32 MiB of WAL
 	// commitPages estimates the pages a commit writes besides its events'
 	// bytes: the right-most leaves of the events table, its ID index,
 	// type_counts and sqlite_sequence.

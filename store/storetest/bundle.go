@@ -29,7 +29,7 @@ const waitTimeout = 15 * time.Second
 // Fast runtime timings for the guarantee tests.
 const (
 	pollInterval       = 10 * time.Millisecond
-	leaseTTL           = time.Second
+	leaseTTL           = 5 * time.Second // tests of expiry set their own
 	checkpointInterval = 10 * time.Millisecond
 )
 

@@ -105,7 +105,7 @@ func ownerSet(ctx context.Context, s store.Store, consumer string) []string {
 // never by two workers at once.
 func testPartitionsSplitAndMoveOnCrash(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	ttl := leaseTTL
+	ttl := time.Second
 	var crashed atomic.Bool
 	storeA := &hookStore{inner: b.share(s), before: crashable(&crashed)}
 	a := b.monster(storeA.wrap(), monster.Options{MemberID: "a", LeaseTTL: ttl})
