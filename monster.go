@@ -124,9 +124,9 @@ type Monster struct {
 	opts  Options
 	log   LogFunc // the middleware chain around m.prepare
 
-	commits        chan *commitRequest
-	senders        sync.WaitGroup // Log calls about to send on commits
-	committers     sync.WaitGroup
+	commits    chan *commitRequest
+	senders    sync.WaitGroup // Log calls about to send on commits
+	committers sync.WaitGroup
 
 	wake wakeup
 
