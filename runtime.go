@@ -141,10 +141,9 @@ type consumerRun struct {
 	name   string
 	member string
 
-	ready    chan *item    // items to run, never full (see capacity)
-	space    chan struct{} // a finished item made room
-	claimed  chan struct{} // the set of held partitions changed
-	leaseBad chan struct{} // a save found a lost lease: refresh now
+	ready   chan *item    // items to run, never full (see capacity)
+	space   chan struct{} // a finished item made room
+	claimed chan struct{} // the set of held partitions changed
 
 	mu          sync.Mutex
 	parts       map[int]*partition // held partitions
@@ -198,7 +197,6 @@ func newConsumerRun(r *runner, def *consumerDef) *consumerRun {
 		ready:    make(chan *item, def.opts.MaxInFlight+readBatch+maxDeadRetry),
 		space:    make(chan struct{}, 1),
 		claimed:  make(chan struct{}, 1),
-		leaseBad: make(chan struct{}, 1),
 		parts:    map[int]*partition{},
 		keys:     map[string][]*item{},
 		retrying: map[string]bool{},
@@ -297,8 +295,6 @@ func (c *consumerRun) control() {
 		case <-c.r.stopping:
 			return
 		case <-leaseTicker.C:
-			c.refreshLeases(ctx)
-		case <-c.leaseBad:
 			c.refreshLeases(ctx)
 		case <-flushTicker.C:
 			if errors.Is(c.flush(ctx), store.ErrLeaseLost) {

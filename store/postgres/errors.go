@@ -62,5 +62,5 @@ const (
 // commitError describes a COMMIT whose outcome is unknown: the connection
 // failed after the COMMIT was sent, so the server may have committed.
 func commitError(op string, err error) error {
-	return fmt.Errorf("monster: postgres %s: commit: %w (%w)", op, store.ErrAmbiguousCommit, err)
+	return errorf(store.ErrAmbiguousCommit, "monster: postgres %s: commit: %v (%v)", op, store.ErrAmbiguousCommit, err)
 }

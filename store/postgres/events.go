@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gomonster/monster/store"
 )
@@ -124,30 +126,39 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 	if len(events) == 0 {
 		return []store.AppendResult{}, nil
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, opError(ctx, op+": begin", err)
-	}
-	results, err := s.appendIn(ctx, pgxConn{tx}, events)
-	if err == nil {
-		err = ctx.Err() // the caller gave up: do not commit behind its back
-	}
-	if err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
-		if errors.Is(err, errDuplicateID) {
-			return nil, s.duplicateIDError(ctx, nil, events)
+	fast := !slices.ContainsFunc(events, func(e store.NewEvent) bool { return e.IdempotencyKey != "" })
+	var (
+		results    []store.AppendResult
+		committing bool
+	)
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		var err error
+		if fast {
+			results, committing, err = s.appendPipelined(ctx, conn, events)
+		} else {
+			committing, err = inTx(ctx, conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
+				results, err = s.appendIn(ctx, pgxConn{tx}, events)
+				return err
+			})
 		}
+		if committing && err != nil {
+			// Not retried: the COMMIT may have happened, unless the
+			// server itself refused it.
+			if pgCode(err) == "" {
+				return commitError(op, err)
+			}
+			return errorf(nil, "monster: postgres %s: commit: %v", op, err)
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return results, nil
+	case errors.Is(err, errDuplicateID):
+		return nil, s.duplicateIDError(ctx, nil, events)
+	default:
 		return nil, opError(ctx, op, err)
 	}
-	// The COMMIT is not cancelled with ctx: once it is sent, its outcome
-	// is known only from its reply.
-	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
-		if pgCode(err) != "" {
-			return nil, opError(ctx, op+": commit", err) // the server refused: rolled back
-		}
-		return nil, commitError(op, err)
-	}
-	return results, nil
 }
 
 // AppendTx appends like Append inside tx, a transaction begun on DB(): the
@@ -215,8 +226,7 @@ var errDuplicateID = errors.New("duplicate event ID")
 func (s *Store) appendIn(ctx context.Context, c txConn, events []store.NewEvent) ([]store.AppendResult, error) {
 	if err := c.exec(ctx, s.sql.lock, lockKey("append", s.schema), s.opts.AppendLockTimeout.Milliseconds()); err != nil {
 		if pgCode(err) == codeLockNotAvailable {
-			return nil, fmt.Errorf("waited %v for the append lock, which another transaction holds from its append until it ends (a transaction left open after LogTx, or a Log inside one?): %w",
-				s.opts.AppendLockTimeout, err)
+			return nil, s.lockTimeoutError(err)
 		}
 		return nil, err
 	}
@@ -267,45 +277,117 @@ func (s *Store) appendIn(ctx context.Context, c txConn, events []store.NewEvent)
 	}
 
 	if len(fresh) > 0 {
-		n := len(fresh)
-		ids, types, keysCol, idems := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		times := make([]time.Time, n)
-		data, meta := make([][]byte, n), make([][]byte, n)
-		for j, i := range fresh {
-			e := &events[i]
-			ids[j], types[j], keysCol[j], idems[j] = e.ID, e.Type, e.Key, e.IdempotencyKey
-			times[j] = e.Time.Truncate(time.Microsecond)
-			data[j] = e.Data
-			if len(e.Meta) > 0 {
-				meta[j] = e.Meta
-			}
-		}
+		ins := newInsert(events, fresh)
 		var last int64
-		err := c.queryRow(ctx, s.sql.insert, ids, types, times, keysCol, data, meta, idems, s.sql.channel).Scan(&last)
-		if err != nil {
-			if pgCode(err) == codeUniqueViolation && strings.Contains(err.Error(), "events_id_key") {
-				return nil, errDuplicateID
-			}
-			return nil, err
+		if err := c.queryRow(ctx, s.sql.insert, ins.args(s.sql.channel)...).Scan(&last); err != nil {
+			return nil, insertError(err)
 		}
-		for j, i := range fresh {
-			e := &events[i]
-			results[i].Event = store.Event{
-				ID:             e.ID,
-				Type:           e.Type,
-				Position:       last - int64(n-1-j),
-				Time:           times[j].UTC(),
-				Key:            e.Key,
-				Data:           e.Data,
-				Meta:           meta[j],
-				IdempotencyKey: e.IdempotencyKey,
-			}
-		}
+		ins.fill(events, fresh, last, results)
 	}
 	for i, j := range repeats {
 		results[i] = store.AppendResult{Event: results[j].Event, Duplicate: true}
 	}
 	return results, nil
+}
+
+// insert is the arguments of queries.insert: one array per column.
+type insert struct {
+	ids, types, keys, idems []string
+	times                   []time.Time
+	data, meta              [][]byte
+}
+
+// newInsert prepares the insert of the events listed in fresh, in order.
+func newInsert(events []store.NewEvent, fresh []int) *insert {
+	n := len(fresh)
+	ins := &insert{
+		ids: make([]string, n), types: make([]string, n), keys: make([]string, n), idems: make([]string, n),
+		times: make([]time.Time, n), data: make([][]byte, n), meta: make([][]byte, n),
+	}
+	for j, i := range fresh {
+		e := &events[i]
+		ins.ids[j], ins.types[j], ins.keys[j], ins.idems[j] = e.ID, e.Type, e.Key, e.IdempotencyKey
+		ins.times[j] = e.Time.Truncate(time.Microsecond)
+		ins.data[j] = e.Data
+		if len(e.Meta) > 0 {
+			ins.meta[j] = e.Meta
+		}
+	}
+	return ins
+}
+
+func (ins *insert) args(channel string) []any {
+	return []any{ins.ids, ins.types, ins.times, ins.keys, ins.data, ins.meta, ins.idems, channel}
+}
+
+// fill sets the results of the inserted events, given the last position.
+func (ins *insert) fill(events []store.NewEvent, fresh []int, last int64, results []store.AppendResult) {
+	n := len(fresh)
+	for j, i := range fresh {
+		e := &events[i]
+		results[i].Event = store.Event{
+			ID:             e.ID,
+			Type:           e.Type,
+			Position:       last - int64(n-1-j),
+			Time:           ins.times[j].UTC(),
+			Key:            e.Key,
+			Data:           e.Data,
+			Meta:           ins.meta[j],
+			IdempotencyKey: e.IdempotencyKey,
+		}
+	}
+}
+
+func insertError(err error) error {
+	if pgCode(err) == codeUniqueViolation && strings.Contains(err.Error(), "events_id_key") {
+		return errDuplicateID
+	}
+	return err
+}
+
+// appendPipelined is Append's fast path, for batches without idempotency
+// keys (the common case): BEGIN, the append lock and the INSERT go to the
+// server in one round trip, and the COMMIT in a second, so the lock is held
+// for little more than the INSERT and the WAL flush.
+func (s *Store) appendPipelined(ctx context.Context, conn *pgxpool.Conn, events []store.NewEvent) (results []store.AppendResult, committing bool, err error) {
+	fresh := make([]int, len(events))
+	for i := range fresh {
+		fresh[i] = i
+	}
+	ins := newInsert(events, fresh)
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(s.sql.lock, lockKey("append", s.schema), s.opts.AppendLockTimeout.Milliseconds())
+	var last int64
+	b.Queue(s.sql.insert, ins.args(s.sql.channel)...).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
+	err = conn.SendBatch(ctx, &b).Close()
+	if err == nil {
+		err = ctx.Err() // the caller gave up: do not commit behind its back
+	}
+	if err != nil {
+		if !conn.Conn().IsClosed() {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		if pgCode(err) == codeLockNotAvailable {
+			return nil, false, s.lockTimeoutError(err)
+		}
+		return nil, false, insertError(err)
+	}
+	tag, err := conn.Exec(context.WithoutCancel(ctx), "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("the server answered %q to COMMIT", tag.String())
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	results = make([]store.AppendResult, len(events))
+	ins.fill(events, fresh, last, results)
+	return results, true, nil
+}
+
+func (s *Store) lockTimeoutError(err error) error {
+	return fmt.Errorf("waited %v for the append lock, which another transaction holds from its append until it ends (a transaction left open after LogTx, or a Log inside one?): %w",
+		s.opts.AppendLockTimeout, err)
 }
 
 // duplicateIDError names the event ID that made an insert fail: repeated in
@@ -389,11 +471,15 @@ func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event
 	if limit == 0 {
 		return []store.Event{}, nil
 	}
-	rows, err := s.pool.Query(ctx, s.sql.read, after, limit)
-	if err != nil {
-		return nil, opError(ctx, op, err)
-	}
-	events, err := collectEvents(rows, min(limit, 1024))
+	var events []store.Event
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, s.sql.read, after, limit)
+		if err != nil {
+			return err
+		}
+		events, err = collectEvents(rows, min(limit, 1024))
+		return err
+	})
 	if err != nil {
 		return nil, opError(ctx, op, err)
 	}
@@ -410,7 +496,12 @@ func (s *Store) EventByID(ctx context.Context, id string) (store.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Event{}, opError(ctx, op, err)
 	}
-	e, err := scanEvent(s.pool.QueryRow(ctx, s.sql.eventByID, id))
+	var e store.Event
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		var err error
+		e, err = scanEvent(conn.QueryRow(ctx, s.sql.eventByID, id))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Event{}, errorf(store.ErrNotFound, "monster: event %q not found", id)
 	}
@@ -430,7 +521,10 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 		return 0, opError(ctx, op, err)
 	}
 	var head int64
-	if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, s.sql.head).Scan(&head)
+	})
+	if err != nil {
 		return 0, opError(ctx, op, err)
 	}
 	return head, nil
@@ -456,7 +550,9 @@ func (s *Store) PositionBefore(ctx context.Context, t time.Time) (int64, error) 
 		return s.Head(ctx)
 	}
 	var pos int64
-	err := s.pool.QueryRow(ctx, schemaSQL(s.schema, `SELECT position FROM S.events WHERE time < $1 ORDER BY position DESC LIMIT 1`), t).Scan(&pos)
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, schemaSQL(s.schema, `SELECT position FROM S.events WHERE time < $1 ORDER BY position DESC LIMIT 1`), t).Scan(&pos)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}

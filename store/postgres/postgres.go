@@ -241,34 +241,35 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// begin begins a transaction on the pool for operation op.
-func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
-	return s.pool.BeginTx(ctx, pgx.TxOptions{})
-}
-
-// writeTx runs fn in a transaction and commits if fn returns nil.
+// writeTx runs fn in a transaction and commits if fn returns nil. A
+// connection lost before the COMMIT is retried on a new one (see
+// withConn); one lost during the COMMIT is an error.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
-	if s.closed.Load() {
-		return errClosed(op)
-	}
-	if err := ctx.Err(); err != nil {
-		return opError(ctx, op, err)
-	}
-	if err := pgx.BeginFunc(ctx, s.pool, fn); err != nil {
-		return opError(ctx, op, err)
-	}
-	return nil
+	return s.runTx(ctx, op, pgx.TxOptions{}, fn)
 }
 
 // readTx runs fn in a read-only REPEATABLE READ transaction: one snapshot.
 func (s *Store) readTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	return s.runTx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (s *Store) runTx(ctx context.Context, op string, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	if s.closed.Load() {
 		return errClosed(op)
 	}
 	if err := ctx.Err(); err != nil {
 		return opError(ctx, op, err)
 	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	var committing bool
+	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		var err error
+		committing, err = inTx(ctx, conn, opts, fn)
+		if committing && err != nil {
+			// Not to be retried: the COMMIT may have happened.
+			return &monsterError{msg: fmt.Sprintf("monster: postgres %s: commit: %v", op, err), err: err}
+		}
+		return err
+	})
 	if err != nil {
 		return opError(ctx, op, err)
 	}
