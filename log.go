@@ -222,12 +222,8 @@ type commitRequest struct {
 	done    chan struct{}
 }
 
-// maxGroupCommit caps the events in one group commit; groupCommitters is
-// the number of group commits that may be under way at once.
-const (
-	maxGroupCommit  = 4096
-	groupCommitters = 2
-)
+// maxGroupCommit caps the events in one group commit.
+const maxGroupCommit = 4096
 
 // commit hands events to the group committer and waits for the outcome.
 func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {

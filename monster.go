@@ -211,14 +211,8 @@ func OpenStore(st store.Store, opts *Options) *Monster {
 	for i := len(m.opts.LogMiddleware) - 1; i >= 0; i-- {
 		m.log = m.opts.LogMiddleware[i](m.log)
 	}
-	// Two committers: while one waits for its commit's sync, the other
-	// stores the next group (for stores that sync outside their write lock,
-	// as the SQLite store does, this doubles what 64 concurrent Log calls
-	// get through).
-	for range groupCommitters {
-		m.committers.Add(1)
-		go m.commitLoop()
-	}
+	m.committers.Add(1)
+	go m.commitLoop()
 	return m
 }
 

@@ -41,11 +41,7 @@
 //
 // Every connection runs with journal_mode=WAL (readers never block the
 // writer nor each other), synchronous=FULL (a commit returns after the WAL
-// is fsynced: durable on return) — except the store's own writer, which
-// commits with synchronous=NORMAL and then fsyncs the WAL itself, outside
-// the write lock, before any write method returns (see durability.go: the
-// next group commit inserts while the last one syncs, and readers never
-// hand out a position not yet synced) — busy_timeout = [Options.BusyTimeout],
+// is fsynced: durable on return), busy_timeout = [Options.BusyTimeout],
 // foreign_keys on, temp_store=MEMORY, and _txlock=immediate: every
 // transaction, the store's and the application's, takes the write lock at
 // BEGIN, so two transactions never deadlock trying to upgrade a read lock.

@@ -52,11 +52,6 @@ func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event
 	if err != nil {
 		return nil, opError(ctx, op, err)
 	}
-	if len(events) > 0 {
-		if err := s.wal.beforeVisible(events[len(events)-1].Position); err != nil {
-			return nil, err
-		}
-	}
 	return events, nil
 }
 

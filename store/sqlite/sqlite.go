@@ -70,7 +70,6 @@ type Store struct {
 	// has committed; writing always on the same one keeps its cache (the
 	// right edges of the B-trees that appends touch) warm.
 	writeConn    *sql.Conn
-	wal          *walSync // nil: the writer syncs inside COMMIT (FULL)
 	stmts        statements
 	checkpointer *checkpointer
 	closed       atomic.Bool
@@ -123,7 +122,6 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, openErr(path, err)
 	}
-	s.wal = openWALSync(ctx, path, s.writeConn)
 	s.writer = acquireWriteLock(path)
 	s.checkpointer = startCheckpointer(db)
 	return s, nil
@@ -366,7 +364,6 @@ func (s *Store) Close() error {
 	s.checkpointer.close()
 	s.stmts.close()
 	s.writeConn.Close()
-	s.wal.close()
 	err := s.db.Close()
 	s.writer.release()
 	if err != nil {

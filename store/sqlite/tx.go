@@ -41,18 +41,12 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 	if err != nil {
 		return opError(ctx, op, err)
 	}
+	defer unlock()
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		unlock()
 		return opError(ctx, op, err)
 	}
 	if err := endWrite(ctx, tx); err != nil {
-		unlock()
-		return opError(ctx, op, err)
-	}
-	seq := s.wal.committed(0)
-	unlock()
-	if err := s.wal.afterCommit(seq); err != nil {
 		return opError(ctx, op, err)
 	}
 	s.checkpointer.committed(0)
