@@ -1,0 +1,253 @@
+package postgres_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/store/postgres"
+)
+
+// proxy is a TCP proxy between the store and the server, on a port the
+// system picks, that the test can cut (every connection dropped, new ones
+// closed at once, as when the server is down) and restore.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	return p
+}
+
+func (p *proxy) serve() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return // the listener was closed
+		}
+		go p.pipe(client)
+	}
+}
+
+func (p *proxy) pipe(client net.Conn) {
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		client.Close()
+		return
+	}
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down { // cut while dialling
+		p.mu.Unlock()
+		client.Close()
+		server.Close()
+		return
+	}
+	p.conns[client], p.conns[server] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	var once sync.Once
+	closeBoth := func() {
+		once.Do(func() {
+			client.Close()
+			server.Close()
+			p.mu.Lock()
+			delete(p.conns, client)
+			delete(p.conns, server)
+			p.mu.Unlock()
+		})
+	}
+	go func() { io.Copy(server, client); closeBoth() }()
+	go func() { io.Copy(client, server); closeBoth() }()
+}
+
+// cut drops every connection and refuses new ones until restore.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// url returns the test URL with the proxy's address as host.
+func (p *proxy) url(t *testing.T, base string) string {
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	u.Host = p.ln.Addr().String()
+	return u.String()
+}
+
+func serverAddr(t *testing.T, base string) string {
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	return host
+}
+
+// A database that is down at start, goes down mid-run and comes back:
+// Open and Log return clear errors while it is unreachable (never a silent
+// drop), the first Log after it is back succeeds, the consumer pauses and
+// resumes on its own, and no acknowledged event or saved checkpoint is
+// lost.
+func TestDatabaseDownAndBack(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	base := requireServer(t)
+	schema := newSchema(t)
+	p := startProxy(t, serverAddr(t, base))
+	viaProxy := p.url(t, base)
+
+	p.cut()
+	_, err := postgres.Open(ctx, viaProxy, testOptions(schema))
+	require.Error(t, err, "Open with the database down")
+	require.True(t, strings.HasPrefix(err.Error(), "monster: postgres open "), err.Error())
+	require.Contains(t, err.Error(), "cannot connect")
+	p.restore()
+
+	s := openStoreAt(t, viaProxy, testOptions(schema))
+	direct := openStore(t, schema) // the truth, not through the proxy
+	m := monster.OpenStore(s, &monster.Options{
+		MemberID:           "survivor",
+		PollInterval:       10 * time.Millisecond,
+		LeaseTTL:           time.Second,
+		CheckpointInterval: 10 * time.Millisecond,
+		ShutdownTimeout:    5 * time.Second,
+		Output:             io.Discard,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	t.Cleanup(func() { _ = m.Close() })
+	var mu sync.Mutex
+	handled := map[string]int{}
+	require.NoError(t, m.Consume("counter", monster.Match("*", func(_ context.Context, e monster.RawEvent) error {
+		mu.Lock()
+		handled[e.ID]++
+		mu.Unlock()
+		return nil
+	}), &monster.ConsumerOptions{Partitions: 2}))
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	require.NoError(t, m.Start(runCtx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.Stop(stopCtx)
+	})
+
+	var acked []string
+	logSome := func(n int) {
+		for i := range n {
+			ev, err := m.Log(ctx, "survive.me", i)
+			require.NoError(t, err)
+			acked = append(acked, ev.ID)
+		}
+	}
+	allHandled := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range acked {
+			if handled[id] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	checkpointsAt := func(head int64) bool {
+		info, err := direct.Consumer(ctx, "counter")
+		if err != nil {
+			return false
+		}
+		for _, part := range info.Partitions {
+			if part.Checkpoint < head {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	logSome(20)
+	waitFor("the first events to be handled", allHandled)
+	head, err := direct.Head(ctx)
+	require.NoError(t, err)
+	waitFor("the first checkpoints", func() bool { return checkpointsAt(head) })
+
+	p.cut()
+	var failed atomic.Int64
+	for i := range 5 {
+		logCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := m.Log(logCtx, "lost.while.down", i)
+		cancel()
+		require.Error(t, err, "Log %d with the database down must fail", i)
+		require.True(t, strings.HasPrefix(err.Error(), "monster: "), err.Error())
+		failed.Add(1)
+	}
+	info, err := direct.Consumer(ctx, "counter")
+	require.NoError(t, err)
+	for _, part := range info.Partitions {
+		require.GreaterOrEqual(t, part.Checkpoint, head, "saved checkpoints survive the outage")
+	}
+	p.restore()
+
+	logSome(20) // the first Log after the outage succeeds: stale connections are replaced
+	waitFor("the consumer to resume and handle every acknowledged event", allHandled)
+	for _, id := range acked {
+		_, err := direct.EventByID(ctx, id)
+		require.NoError(t, err, "acknowledged event %s is stored", id)
+	}
+	all, err := direct.Read(ctx, 0, 1000)
+	require.NoError(t, err)
+	require.Len(t, all, len(acked), "only acknowledged events are stored: no Log that failed while down was stored")
+	head, err = direct.Head(ctx)
+	require.NoError(t, err)
+	waitFor("the checkpoints to reach the head", func() bool { return checkpointsAt(head) })
+	require.EqualValues(t, 5, failed.Load())
+}
