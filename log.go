@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -222,8 +223,13 @@ type commitRequest struct {
 	done    chan struct{}
 }
 
-// maxGroupCommit caps the events in one group commit.
-const maxGroupCommit = 4096
+// maxGroupCommit caps the events in one group commit; commitYields is how
+// many times the committer yields for more callers when they are
+// concurrent.
+const (
+	maxGroupCommit = 4096
+	commitYields   = 4
+)
 
 // commit hands events to the group committer and waits for the outcome.
 func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
@@ -257,9 +263,11 @@ func (m *Monster) commitLoop() {
 	defer m.committers.Done()
 	var batch []*commitRequest
 	var events []store.NewEvent
+	concurrent := false // the last group had several callers
 	for req := range m.commits {
 		batch = append(batch[:0], req)
 		n := len(req.events)
+		yields := 0
 	gather:
 		for n < maxGroupCommit {
 			select {
@@ -270,9 +278,17 @@ func (m *Monster) commitLoop() {
 				batch = append(batch, r)
 				n += len(r.events)
 			default:
-				break gather
+				// With concurrent callers, those the last commit released
+				// are runnable and about to call again: yielding lets them
+				// join this group instead of forming the next one.
+				if !concurrent || yields == commitYields {
+					break gather
+				}
+				yields++
+				runtime.Gosched()
 			}
 		}
+		concurrent = len(batch) > 1
 		events = events[:0]
 		for _, r := range batch {
 			events = append(events, r.events...)
