@@ -79,14 +79,15 @@ func (m *Monster) LogBatch(ctx context.Context, entries []Entry) ([]RawEvent, er
 	if err != nil {
 		return nil, err
 	}
-	return m.afterStore(ctx, results, false)
+	return m.afterStore(ctx, results)
 }
 
 // LogTx stores an event inside the caller's transaction on the store's own
 // database (Monster.DB): it exists if and only if tx commits, and it is
 // durable when tx.Commit returns. Consumers in this process see it within
-// Options.PollInterval after the commit. It returns ErrNotSupported on a
-// store without SQL transactions.
+// Options.PollInterval after the commit. Since Monster does not see the
+// commit, LogTx prints no Verbose line and runs no eager handlers. It
+// returns ErrNotSupported on a store without SQL transactions.
 func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, opts ...LogOption) (RawEvent, error) {
 	txs, ok := m.store.(store.SQLTxAppender)
 	if !ok {
@@ -105,11 +106,9 @@ func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, o
 	if err != nil {
 		return RawEvent{}, err
 	}
-	out, err := m.afterStore(ctx, results, true)
-	if err != nil {
-		return RawEvent{}, err
-	}
-	return out[0], nil
+	// The event exists only if tx commits, which Monster does not see: no
+	// verbose line and no eager handlers for it.
+	return rawFromStore(results[0].Event), nil
 }
 
 // DB returns the SQL database the store keeps its data in, for beginning
@@ -193,16 +192,13 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 	return nil
 }
 
-// afterStore converts results and runs eager handlers; for LogTx (which
-// bypasses the group committer) it also prints the verbose lines.
-func (m *Monster) afterStore(ctx context.Context, results []store.AppendResult, viaTx bool) ([]RawEvent, error) {
+// afterStore converts results and runs eager handlers.
+func (m *Monster) afterStore(ctx context.Context, results []store.AppendResult) ([]RawEvent, error) {
 	out := make([]RawEvent, len(results))
 	for i, r := range results {
 		out[i] = rawFromStore(r.Event)
 	}
-	if viaTx {
-		m.printEvents(results)
-	}
+
 	if !m.opts.Eager {
 		return out, nil
 	}
