@@ -50,8 +50,11 @@ Commands:
 	consumers   list consumers: position, lag, in flight, failures, dead letters
 	reset       move a consumer: monster reset CONSUMER --to beginning|end|POSITION|TIME
 	dead        dead letters: monster dead list|retry|discard CONSUMER [ID...|--all]
+	migrate     create or upgrade a store's schema: monster migrate [--store URL]
 
-Every command but serve works on a store (--store URL, or MONSTER_STORE;
+Stores: a path or sqlite://PATH (default ./monster.db), postgres://...
+
+Every command but serve and migrate works on a store (--store URL, or MONSTER_STORE;
 default ./monster.db) or through a daemon (--server URL, or MONSTER_SERVER,
 with --token or MONSTER_TOKEN). Output is a table; --json prints JSON.
 
@@ -78,6 +81,8 @@ func (m *Main) Command(name string) (Command, bool) {
 		return &ResetCommand{base: base}, true
 	case "dead":
 		return &DeadCommand{base: base}, true
+	case "migrate":
+		return &MigrateCommand{base: base}, true
 	}
 	return nil, false
 }
