@@ -114,10 +114,18 @@ func (h *hookStore) Read(ctx context.Context, after int64, limit int) ([]store.E
 		return nil, err
 	}
 	events, err := h.inner.Read(ctx, after, limit)
-	if err == nil && h.afterRead != nil {
+	if err != nil {
+		return nil, err
+	}
+	// A process that crashed while its read was in flight never sees the
+	// result: ask the hook again.
+	if err := h.hook(ctx, "Read (result)"); err != nil {
+		return nil, err
+	}
+	if h.afterRead != nil {
 		h.afterRead(events)
 	}
-	return events, err
+	return events, nil
 }
 
 func (h *hookStore) EventByID(ctx context.Context, id string) (store.Event, error) {
