@@ -184,6 +184,9 @@ func (s *Server) routes() http.Handler {
 		{"DELETE", "/v1/consumers/{name}/dead/{id}", ScopeAdmin, s.discardDeadLetter},
 		{"GET", "/metrics", ScopeRead, s.getMetrics},
 		{"GET", "/healthz", "", s.getHealth},
+		// The dashboard page needs no token: it asks for one and sends it
+		// on its own requests.
+		{"GET", dashboardPath, "", s.getDashboard},
 	}
 	byPath := map[string]map[string]method{}
 	var paths []string

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gomonster/monster"
 	"github.com/gomonster/monster/store"
@@ -248,7 +251,7 @@ func (w *webhooks) start(ctx context.Context, name string, spec ConsumerSpec, so
 	opts := w.opts
 	opts.MemberID = "" // a member of its own
 	m := monster.OpenStore(w.st, &opts)
-	d := &delivery{consumer: name, url: spec.Webhook.URL, secret: spec.secret(), client: w.client, metrics: w.metrics}
+	d := newDelivery(name, spec.Webhook.URL, spec.secret(), w.client, w.metrics)
 	var routes []monster.Handler
 	for _, p := range spec.Types {
 		routes = append(routes, monster.Match(p, d.deliver))
@@ -398,6 +401,31 @@ type delivery struct {
 	secret   string
 	client   *http.Client
 	metrics  *metrics
+
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret
+	// observers of the webhook duration histogram for the usual outcomes.
+	okObs, errObs prometheus.Observer
+}
+
+func newDelivery(consumer, url, secret string, client *http.Client, met *metrics) *delivery {
+	d := &delivery{consumer: consumer, url: url, secret: secret, client: client, metrics: met}
+	d.macs.New = func() any { return hmac.New(sha256.New, []byte(secret)) }
+	d.okObs = met.webhookDuration.WithLabelValues(consumer, "ok")
+	d.errObs = met.webhookDuration.WithLabelValues(consumer, "error")
+	return d
+}
+
+// sign is Sign(body, d.secret) with a pooled HMAC.
+func (d *delivery) sign(body []byte) string {
+	mac := d.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	var out [len("sha256=") + 2*sha256.Size]byte
+	copy(out[:], "sha256=")
+	hex.Encode(out[len("sha256="):], mac.Sum(sum[:0]))
+	d.macs.Put(mac)
+	return string(out[:])
 }
 
 // maxErrorBody caps how much of a failed answer goes into the error.
@@ -414,26 +442,30 @@ func (d *delivery) deliver(ctx context.Context, e monster.RawEvent) error {
 	if err != nil {
 		return fmt.Errorf("monster: webhook %s: %w", d.url, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "monster-webhook/1")
-	req.Header.Set("Monster-Event-Id", e.ID)
-	req.Header.Set("Monster-Event-Type", e.Type)
-	req.Header.Set("Monster-Consumer", d.consumer)
-	req.Header.Set("Monster-Attempt", strconv.Itoa(attempt))
-	req.Header.Set("Monster-Signature", Sign(body, d.secret))
+	// Keys in canonical form, set at once: cheaper than Header.Set.
+	req.Header = http.Header{
+		"Content-Type":       {"application/json"},
+		"User-Agent":         {"monster-webhook/1"},
+		"Monster-Event-Id":   {e.ID},
+		"Monster-Event-Type": {e.Type},
+		"Monster-Consumer":   {d.consumer},
+		"Monster-Attempt":    {strconv.Itoa(attempt)},
+		"Monster-Signature":  {d.sign(body)},
+	}
 	began := time.Now()
 	resp, err := d.client.Do(req)
 	if err != nil {
-		d.metrics.observeWebhook(d.consumer, "error", time.Since(began))
+		d.errObs.Observe(time.Since(began).Seconds())
 		return fmt.Errorf("monster: webhook %s: %w", d.url, err)
 	}
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
 		d.metrics.observeWebhook(d.consumer, strconv.Itoa(resp.StatusCode), time.Since(began))
 		return fmt.Errorf("monster: webhook %s answered %s: %q", d.url, resp.Status, bytes.TrimSpace(snippet))
 	}
-	d.metrics.observeWebhook(d.consumer, "ok", time.Since(began))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
+	d.okObs.Observe(time.Since(began).Seconds())
 	return nil
 }
