@@ -149,7 +149,7 @@ type consumerRun struct {
 	parts       map[int]*partition // held partitions
 	outstanding int                // dispatched in-order items not finished
 	keys        map[string][]*item // keys with an item running → items waiting
-	retrying    map[string]bool    // dead letters being retried, by event ID
+	retrying    map[string]bool    // dead letters retried, by event ID: running (true) or just finished
 	leaseUntil  time.Time          // leases held are valid until then at least
 }
 
@@ -726,7 +726,9 @@ func (c *consumerRun) finish(it *item, handled bool) {
 			cancel()
 		}
 		c.mu.Lock()
-		delete(c.retrying, it.ev.ID)
+		// Kept (as finished) until the next look for dead letters, whose
+		// list cannot have been read before this one was removed.
+		c.retrying[it.ev.ID] = false
 		c.mu.Unlock()
 		return
 	}
@@ -771,6 +773,16 @@ func (c *consumerRun) nextForKeyLocked(key string) {
 // pickUpDeadLetters runs the dead letters an operator asked to retry, for
 // the partitions this process holds.
 func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
+	// Forget the retries that finished before this listing; those that
+	// finish during it stay marked, so a list read before their dead letter
+	// was removed cannot run them again.
+	c.mu.Lock()
+	for id, running := range c.retrying {
+		if !running {
+			delete(c.retrying, id)
+		}
+	}
+	c.mu.Unlock()
 	dls, err := c.st.DeadLetters(ctx, c.name, store.DeadLetterQuery{RetryRequested: true, Limit: maxDeadRetry})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -781,7 +793,8 @@ func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
 	for _, dl := range dls {
 		c.mu.Lock()
 		_, held := c.parts[dl.Partition]
-		busy := c.retrying[dl.EventID] || len(c.retrying) >= maxDeadRetry
+		_, busy := c.retrying[dl.EventID]
+		busy = busy || len(c.retrying) >= maxDeadRetry
 		if held && !busy {
 			c.retrying[dl.EventID] = true
 		}
