@@ -41,10 +41,12 @@ func TestMigratePostgres(t *testing.T) {
 		}
 		t.Skipf("no PostgreSQL at %s (under CI=true this fails): %v", base, err)
 	}
-	defer conn.Close(context.Background())
 	schema := fmt.Sprintf("cli_migrate_%d", time.Now().UnixNano())
 	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping test schema %s: %v", schema, err)
+		}
+		_ = conn.Close(context.Background())
 	})
 	url := base + "&monster_schema=" + schema
 	out := mustRun(t, nil, "migrate", "--store", url)
