@@ -2,38 +2,43 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/postgres"
+	"github.com/gomonster/monster/store/storetest"
 )
-
-// payload200 is a 200-byte JSON event, the benchmarks' standard size.
-var payload200 = func() json.RawMessage {
-	const head, tail = `{"user":"gordon","item":"shirt","pad":"`, `"}`
-	return json.RawMessage(head + strings.Repeat("x", 200-len(head)-len(tail)) + tail)
-}()
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// openBenchMonster opens a Monster on a fresh schema with default options
-// (a pool of the default size): benchmarks measure what users get.
-func openBenchMonster(b *testing.B, schema string) *monster.Monster {
+// payload200 is the benchmarks' standard 200-byte event.
+var payload200 = storetest.Payload200
+
+// openSchemaStore opens the store on schema with default options (a pool
+// of the default size): benchmarks measure what users get.
+func openSchemaStore(b *testing.B, schema string) store.Store {
 	b.Helper()
 	s, err := postgres.Open(context.Background(), requireServer(b), &postgres.Options{Schema: schema})
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := monster.OpenStore(s, &monster.Options{Logger: quietLogger, Output: io.Discard})
+	return s
+}
+
+// openBenchStore opens the store on a fresh schema.
+func openBenchStore(b *testing.B) store.Store { return openSchemaStore(b, newSchema(b)) }
+
+// openBenchMonster opens a Monster on schema.
+func openBenchMonster(b *testing.B, schema string) *monster.Monster {
+	b.Helper()
+	m := monster.OpenStore(openSchemaStore(b, schema), &monster.Options{Logger: quietLogger, Output: io.Discard})
 	b.Cleanup(func() { _ = m.Close() })
 	return m
 }
@@ -42,68 +47,12 @@ func openBenchMonster(b *testing.B, schema string) *monster.Monster {
 // from 1 and from 64 concurrent goroutines.
 //
 //	go test -run '^$' -bench 'BenchmarkLog$' -benchtime 100000x
-func BenchmarkLog(b *testing.B) {
-	for _, producers := range []int{1, 64} {
-		b.Run(map[int]string{1: "producers=1", 64: "producers=64"}[producers], func(b *testing.B) {
-			m := openBenchMonster(b, newSchema(b))
-			ctx := context.Background()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range producers {
-				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						if _, err := m.Log(ctx, "bench.event", payload200); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-		})
-	}
-}
+func BenchmarkLog(b *testing.B) { storetest.RunLogBenchmark(b, openBenchStore) }
 
 // BenchmarkBurnDown measures one consumer working through stored events.
 //
 //	go test -run '^$' -bench BurnDown -benchtime 1000000x
-func BenchmarkBurnDown(b *testing.B) {
-	m := openBenchMonster(b, newSchema(b))
-	ctx := context.Background()
-	batch := make([]monster.Entry, 4000)
-	for i := range batch {
-		batch[i] = monster.Entry{Type: "bench.event", Data: payload200}
-	}
-	for n := 0; n < b.N; n += len(batch) {
-		if _, err := m.LogBatch(ctx, batch[:min(len(batch), b.N-n)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var handled atomic.Int64
-	done := make(chan struct{})
-	if err := m.Consume("burn", monster.Match("*", func(ctx context.Context, e monster.RawEvent) error {
-		if handled.Add(1) == int64(b.N) {
-			close(done)
-		}
-		return nil
-	}), nil); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	start := time.Now()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := m.Start(runCtx); err != nil {
-		b.Fatal(err)
-	}
-	<-done
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-	b.StopTimer()
-	_ = m.Stop(ctx)
-}
+func BenchmarkBurnDown(b *testing.B) { storetest.RunBurnDownBenchmark(b, openBenchStore, 4000) }
 
 // BenchmarkLatencyAcrossProcesses logs at 1,000 events/s through one
 // store handle and measures the time from Log being called to the handler
