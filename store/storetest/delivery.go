@@ -300,13 +300,22 @@ func testResetBeforeCheckpointReplays(t *testing.T, b *bundle) {
 	b.start(m)
 	d.waitFor(t, "the first pass", idsOf(events))
 
+	// A slow store may let the 300 ms lease lapse once, and the member
+	// then replays from its (unsaved) checkpoint on its own; that is
+	// at-least-once, not a lost reset. What must hold is that every event
+	// is handled again after the reset, before the marker logged after it
+	// (one partition, one worker: in order).
+	before := make(map[string]int, len(events))
+	for _, ev := range events {
+		before[ev.ID] = d.times(ev.ID)
+	}
 	require.NoError(t, m.ResetConsumer(ctx, "c", monster.Beginning))
 	seen := claims.Load()
 	eventually(t, "two lease renewals after the reset", func() bool { return claims.Load() >= seen+2 })
 	marker := logN(t, ctx, m, "replay.marker", 1)[0]
 	d.waitFor(t, "the event logged after the reset", []string{marker.ID})
 	for _, ev := range events {
-		require.Equal(t, 2, d.times(ev.ID),
+		require.Greater(t, d.times(ev.ID), before[ev.ID],
 			"event %d was not handled again: ResetConsumer(Beginning) was lost because the member had not saved a checkpoint yet", ev.Position)
 	}
 }
