@@ -23,8 +23,10 @@ PostgreSQL, MongoDB and NATS JetStream in their own packages.
 When Log returns nil, the event is committed and synced. Concurrent Log
 calls share one transaction and one sync (group commit), which is what makes
 a durable log fast. LogBatch stores several events atomically; LogTx stores
-one inside the application's own SQLite transaction (Monster.DB), so it
-exists if and only if that transaction commits.
+one inside the application's own SQL transaction (Monster.DB, on SQLite and
+PostgreSQL), so it exists if and only if that transaction commits. Store
+packages offer the same for their drivers' transactions through
+LogExternalTx (postgres.LogTx takes a pgx.Tx).
 
 Options on each call: WithKey orders events (a consumer handles events with
 the same key one at a time, in log order), WithIdempotencyKey stores an

@@ -93,22 +93,9 @@ func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, o
 	if !ok {
 		return RawEvent{}, fmt.Errorf("%w: LogTx needs a store with SQL transactions", ErrNotSupported)
 	}
-	entry := Entry{Type: typ, Data: data}
-	for _, o := range opts {
-		o(&entry)
-	}
-	entries := []Entry{entry}
-	events, err := m.prepareAll(ctx, entries)
-	if err != nil {
-		return RawEvent{}, err
-	}
-	results, err := txs.AppendTx(ctx, tx, events)
-	if err != nil {
-		return RawEvent{}, err
-	}
-	// The event exists only if tx commits, which Monster does not see: no
-	// verbose line and no eager handlers for it.
-	return rawFromStore(results[0].Event), nil
+	return m.LogExternalTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+		return txs.AppendTx(ctx, tx, events)
+	}, typ, data, opts...)
 }
 
 // DB returns the SQL database the store keeps its data in, for beginning

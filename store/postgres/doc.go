@@ -96,11 +96,25 @@
 //	_, err = m.LogTx(ctx, tx, "account.debited", debit)
 //	err = tx.Commit()
 //
-// Applications on pgx pass a pgx.Tx (from [Store.Pool] or any connection
-// to the same database) to [Store.AppendPgxTx]. Either way the events exist
-// if and only if the transaction commits, and are durable when the commit
-// returns; the work is done under a savepoint, so a failed append leaves
-// the transaction as it was. The no-skip rule holds at every isolation
+// Applications on pgx log with [LogTx] and a pgx.Tx (from [Store.Pool] or
+// any pgx connection to the same database):
+//
+//	tx, err := pool.Begin(ctx)
+//	_, err = tx.Exec(ctx, "UPDATE accounts SET ...")
+//	_, err = postgres.LogTx(ctx, m, tx, "account.debited", debit)
+//	err = tx.Commit(ctx)
+//
+// Both prepare the event exactly as m.Log does (log middleware,
+// validation of declared types, the undeclared policy, the size limit,
+// WithKey, WithMeta, WithIdempotencyKey): the monster package, which does
+// not import pgx, exposes that preparation as Monster.LogExternalTx, and
+// LogTx hands the prepared event to [Store.AppendPgxTx] through it.
+// Code that works on stores directly calls [Store.AppendTx] and
+// [Store.AppendPgxTx] with store.NewEvent values. Either way the events
+// exist if and only if the transaction commits, and are durable when the
+// commit returns (consumers hear of them through the commit's NOTIFY);
+// the work is done under a savepoint, so a failed append leaves the
+// transaction as it was. The no-skip rule holds at every isolation
 // level; under REPEATABLE READ or SERIALIZABLE, though, an idempotency key
 // that another transaction committed after the caller's snapshot was taken
 // makes the append fail (a unique violation) instead of returning the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"os"
 	"sync"
 	"testing"
@@ -99,4 +100,27 @@ func openStoreAt(t testing.TB, url string, opts *postgres.Options) *postgres.Sto
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// TestMain skips the examples, which need the server, when there is none
+// and CI is not set (the tests skip themselves, saying so).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Getenv("CI") != "true" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, err := pgx.Connect(ctx, testURL())
+		if err == nil {
+			err = conn.Ping(ctx)
+			conn.Close(ctx)
+		}
+		cancel()
+		if err != nil {
+			skip := "^Example"
+			if s := flag.Lookup("test.skip").Value.String(); s != "" {
+				skip = s + "|" + skip
+			}
+			_ = flag.Set("test.skip", skip)
+		}
+	}
+	os.Exit(m.Run())
 }
