@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/gomonster/monster"
+	_ "github.com/gomonster/monster/store/postgres" // postgres:// URLs
+)
+
+const eventType = "bench.event"
+
+func monsterSystems(env *environment) []system {
+	return []system{
+		{
+			name: "monster-sqlite", ours: true, competing: true, replay: true,
+			durability: "yes: SQLite WAL, synchronous=FULL; concurrent Log calls group-committed (one fsync per commit)",
+			notes:      "monster.Open on a temp file; default options",
+			open: func(ctx context.Context) (backend, error) {
+				return &monsterBackend{env: env, sqlite: true}, nil
+			},
+		},
+		{
+			name: "monster-postgres", ours: true, competing: true, replay: true,
+			durability: "yes: synchronous_commit=on, one WAL flush per group commit",
+			notes:      "monster.Open on postgres://…?monster_schema=<fresh schema>; default options",
+			open: func(ctx context.Context) (backend, error) {
+				return &monsterBackend{env: env}, nil
+			},
+		},
+	}
+}
+
+type monsterBackend struct {
+	env    *environment
+	sqlite bool
+}
+
+func (b *monsterBackend) close() error { return nil }
+
+func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error) {
+	opts := &monster.Options{Logger: slog.New(slog.DiscardHandler), Output: io.Discard}
+	l := &monsterLog{env: b.env}
+	var target string
+	if b.sqlite {
+		dir, err := os.MkdirTemp(b.env.tmp, "monster-sqlite-")
+		if err != nil {
+			return nil, err
+		}
+		l.dir = dir
+		target = filepath.Join(dir, "bench.db")
+	} else {
+		schema, err := b.env.newSchema(ctx, "monster")
+		if err != nil {
+			return nil, err
+		}
+		l.schema = schema
+		target = b.env.pgURL + "?monster_schema=" + schema
+	}
+	m, err := monster.Open(ctx, target, opts)
+	if err != nil {
+		_ = l.close(ctx)
+		return nil, err
+	}
+	l.m = m
+	return l, nil
+}
+
+type monsterLog struct {
+	env    *environment
+	m      *monster.Monster
+	dir    string
+	schema string
+}
+
+func (l *monsterLog) publish(ctx context.Context, p []byte) error {
+	_, err := l.m.Log(ctx, eventType, json.RawMessage(p))
+	return err
+}
+
+func (l *monsterLog) publishBatch(ctx context.Context, ps [][]byte) error {
+	entries := make([]monster.Entry, len(ps))
+	for i, p := range ps {
+		entries[i] = monster.Entry{Type: eventType, Data: json.RawMessage(p)}
+	}
+	_, err := l.m.LogBatch(ctx, entries)
+	return err
+}
+
+func (l *monsterLog) consume(ctx context.Context, specs []consumerSpec) (func(context.Context) error, error) {
+	for _, s := range specs {
+		opts := &monster.ConsumerOptions{Concurrency: s.workers}
+		if s.maxAttempts > 0 {
+			opts.Retry = monster.RetryPolicy{MaxAttempts: s.maxAttempts, InitialBackoff: retryInitial, MaxBackoff: retryMax}
+		}
+		h := s.handle
+		err := l.m.Consume(s.name, monster.Match("bench.*", func(ctx context.Context, e monster.RawEvent) error {
+			return h(ctx, e.Data, e.Attempt)
+		}), opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := l.m.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	return l.m.Stop, nil
+}
+
+func (l *monsterLog) close(ctx context.Context) error {
+	var err error
+	if l.m != nil {
+		err = l.m.Close()
+	}
+	if l.dir != "" {
+		if e := os.RemoveAll(l.dir); e != nil && err == nil {
+			err = e
+		}
+	}
+	if l.schema != "" {
+		if e := l.env.dropSchema(ctx, l.schema); e != nil && err == nil {
+			err = fmt.Errorf("drop schema %s: %w", l.schema, e)
+		}
+	}
+	return err
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func natsSystems(env *environment) []system {
+	mk := func(sync bool) system {
+		s := system{
+			name: "jetstream-default", competing: true, replay: true,
+			durability: "no: file storage with the default sync_interval (2 minutes); a PubAck means written to the OS, not synced",
+			notes:      "nats-server embedded (random port, file storage in a temp dir), one stream per run, durable pull consumers with explicit acks (Consume, PullMaxMessages 500); workers = that many Consume subscriptions on the consumer; retries by NakWithDelay, MaxDeliver, Term after the last attempt",
+		}
+		if sync {
+			s.name = "jetstream-sync"
+			s.durability = "yes: SyncAlways (every write fsynced before the PubAck)"
+		}
+		s.open = func(ctx context.Context) (backend, error) { return openNATS(env, sync) }
+		return s
+	}
+	return []system{mk(true), mk(false)}
+}
+
+type natsBackend struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	dir string
+	seq atomic.Int64
+}
+
+func openNATS(env *environment, syncAlways bool) (*natsBackend, error) {
+	dir, err := os.MkdirTemp(env.tmp, "jetstream-")
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, // never 4222: the machine's own NATS holds it
+		JetStream: true, StoreDir: dir, SyncAlways: syncAlways,
+		NoLog: true, NoSigs: true,
+		JetStreamMaxMemory: 1 << 30, JetStreamMaxStore: 20 << 30,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats-server did not start")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	return &natsBackend{srv: srv, nc: nc, js: js, dir: dir}, nil
+}
+
+func (b *natsBackend) close() error {
+	b.nc.Close()
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+	return os.RemoveAll(b.dir)
+}
+
+func (b *natsBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error) {
+	n := b.seq.Add(1)
+	name := fmt.Sprintf("BENCH%d", n)
+	subj := fmt.Sprintf("bench%d.event", n)
+	st, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &natsLog{b: b, stream: st, name: name, subj: subj}, nil
+}
+
+type natsLog struct {
+	b      *natsBackend
+	stream jetstream.Stream
+	name   string
+	subj   string
+}
+
+func (l *natsLog) publish(ctx context.Context, p []byte) error {
+	_, err := l.b.js.Publish(ctx, l.subj, p)
+	return err
+}
+
+func (l *natsLog) publishBatch(ctx context.Context, ps [][]byte) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(ps))
+	for _, p := range ps {
+		f, err := l.b.js.PublishAsync(l.subj, p)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (l *natsLog) consume(ctx context.Context, specs []consumerSpec) (func(context.Context) error, error) {
+	var ccs []jetstream.ConsumeContext
+	stop := func(context.Context) error {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+		for _, cc := range ccs {
+			<-cc.Closed()
+		}
+		return nil
+	}
+	for _, s := range specs {
+		cfg := jetstream.ConsumerConfig{
+			Durable: s.name, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait: 30 * time.Second, MaxAckPending: 10000,
+		}
+		if s.maxAttempts > 0 {
+			cfg.MaxDeliver = s.maxAttempts
+		}
+		cons, err := l.stream.CreateOrUpdateConsumer(ctx, cfg)
+		if err != nil {
+			_ = stop(ctx)
+			return nil, err
+		}
+		h := s.handle
+		maxAttempts := s.maxAttempts
+		for range max(s.workers, 1) {
+			cc, err := cons.Consume(func(msg jetstream.Msg) {
+				attempt := 1
+				if md, err := msg.Metadata(); err == nil {
+					attempt = int(md.NumDelivered)
+				}
+				if err := h(context.Background(), msg.Data(), attempt); err != nil {
+					if maxAttempts > 0 && attempt >= maxAttempts {
+						_ = msg.Term()
+					} else {
+						_ = msg.NakWithDelay(retryDelay(attempt))
+					}
+					return
+				}
+				_ = msg.Ack()
+			}, jetstream.PullMaxMessages(500))
+			if err != nil {
+				_ = stop(ctx)
+				return nil, err
+			}
+			ccs = append(ccs, cc)
+		}
+	}
+	return stop, nil
+}
+
+func (l *natsLog) close(ctx context.Context) error {
+	return l.b.js.DeleteStream(ctx, l.name)
+}
