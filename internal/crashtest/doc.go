@@ -1,13 +1,20 @@
 // Package crashtest holds Monster's multi-process tests: several OS
-// processes (the worker command in ./worker, built once per test run)
-// share one SQLite store file, get killed with SIGKILL at random moments
-// and restarted, and the tests check from the journals the workers write
-// that no acknowledged event was lost, none was invented, and each
-// consumer handled each key's events one at a time and in log order
-// (DESIGN §3, guarantees 2, 3, 4 and 7).
+// processes (a worker command, built once per test run) share one store,
+// get killed with SIGKILL at random moments and restarted, and the tests
+// check from the journals the workers write that no acknowledged event was
+// lost, none was invented, and each consumer handled each key's events one
+// at a time and in log order (DESIGN §3, guarantees 2, 3, 4 and 7).
 //
-//   - TestScaleOut: one consumer in three processes; one is killed; the
-//     survivors take over its partitions within the lease time.
+// The harness is a package, not only tests, so that the stores in modules
+// of their own run the same scenarios: a store's module builds its worker
+// command (a main package that imports the store and calls
+// crashworker.Main) with BuildWorker and calls RunScaleOut with a store
+// URL; store/postgres does (TestScaleOut there). Here the worker is
+// ./worker and the store an SQLite file:
+//
+//   - TestScaleOut: RunScaleOut, one consumer in three processes; one is
+//     killed; the survivors take over its partitions within the lease
+//     time.
 //   - TestTakeoverDuringBackfill: the same while the survivor is busy
 //     with a backlog.
 //   - TestCrash: a producer and two consumers (two names, so each gets

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gomonster/monster/internal/crashtest"
 	"github.com/gomonster/monster/store/postgres"
 )
 
@@ -122,5 +123,7 @@ func TestMain(m *testing.M) {
 			_ = flag.Set("test.skip", skip)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	crashtest.RemoveWorkers()
+	os.Exit(code)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/internal/crashtest/crashworker"
 )
 
 // Timings of the consumer workers: short leases so that a dead process's
@@ -53,7 +54,7 @@ func startLogging(m *monster.Monster, pause time.Duration) *eventLogger {
 			// Log is never cancelled: every event it stores is recorded.
 			key := fmt.Sprintf("key-%02d", (i*7)%numKeys)
 			s := seq[key] + 1
-			e, err := m.Log(context.Background(), "crash.event", map[string]any{"key": key, "seq": s}, monster.WithKey(key))
+			e, err := m.Log(context.Background(), crashworker.EventType, map[string]any{"key": key, "seq": s}, monster.WithKey(key))
 			if err != nil {
 				l.mu.Lock()
 				l.err = err
@@ -92,14 +93,26 @@ func (l *eventLogger) stop() ([]storeEvent, error) {
 	return slices.Clone(l.events), l.err
 }
 
-// TestScaleOut runs one consumer in three processes on one SQLite file,
-// kills one of them with SIGKILL while events are logged, and checks that
-// the survivors take over its partitions within the lease time and that
-// every event is handled, in per-key order (DESIGN §3.7, 2, 4).
-func TestScaleOut(t *testing.T) {
-	h := newHarness(t)
+// ScaleOut configures RunScaleOut.
+type ScaleOut struct {
+	// Worker is the worker command's binary (see BuildWorker); it must
+	// open Store.
+	Worker string
+	// Store is the store's path or URL, which the test process and the
+	// workers pass to monster.Open. The store must be empty.
+	Store string
+}
+
+// RunScaleOut runs one consumer in three worker processes on one store,
+// kills one of them with SIGKILL while the test process logs events, and
+// checks that the survivors take over its partitions within the lease
+// time and that every event is handled, in per-key order, with no two
+// runs of one key overlapping across processes (DESIGN §3.7, 2, 4). The
+// test process must be able to open cfg.Store (import the store's package).
+func RunScaleOut(t *testing.T, cfg ScaleOut) {
+	h := newHarnessWith(t, cfg.Worker)
 	dir := h.dir
-	storePath := filepath.Join(dir, "scale.db")
+	storePath := cfg.Store
 	journalPath := filepath.Join(dir, "handled.journal")
 	const consumer = "scale"
 	const partitions = 12
