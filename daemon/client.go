@@ -92,22 +92,50 @@ func readError(resp *http.Response) error {
 		Message: fmt.Sprintf("monster: %s %s answered %s: %q", resp.Request.Method, resp.Request.URL, resp.Status, bytes.TrimSpace(b))}
 }
 
-// Log implements Operations.
+// Log implements Operations. The daemon answers each stored event's id,
+// type, position and time; Log completes them with the key, data and meta
+// sent. An event with an idempotency key may have been stored earlier with
+// other data, so Log reads those events back from the daemon.
 func (c *Client) Log(ctx context.Context, events []NewEvent) ([]Event, error) {
+	var stored []StoredEvent
 	if len(events) == 1 {
-		var e Event
+		var e StoredEvent
 		if err := c.do(ctx, http.MethodPost, "/v1/events", events[0], &e); err != nil {
 			return nil, err
 		}
-		return []Event{e}, nil
+		stored = []StoredEvent{e}
+	} else {
+		var out struct {
+			Events []StoredEvent `json:"events"`
+		}
+		err := c.do(ctx, http.MethodPost, "/v1/events", struct {
+			Events []NewEvent `json:"events"`
+		}{events}, &out)
+		if err != nil {
+			return nil, err
+		}
+		stored = out.Events
 	}
-	var out struct {
-		Events []Event `json:"events"`
+	if len(stored) != len(events) {
+		return nil, fmt.Errorf("monster: POST /v1/events: %d events sent, %d in the answer", len(events), len(stored))
 	}
-	err := c.do(ctx, http.MethodPost, "/v1/events", struct {
-		Events []NewEvent `json:"events"`
-	}{events}, &out)
-	return out.Events, err
+	out := make([]Event, len(events))
+	for i, s := range stored {
+		if events[i].IdempotencyKey != "" {
+			e, err := c.Event(ctx, s.ID)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e
+			continue
+		}
+		out[i] = Event{ID: s.ID, Type: s.Type, Position: s.Position, Time: s.Time,
+			Key: events[i].Key, Data: events[i].Data}
+		if len(events[i].Meta) > 0 {
+			out[i].Meta = events[i].Meta
+		}
+	}
+	return out, nil
 }
 
 // Events implements Operations.

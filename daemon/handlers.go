@@ -52,10 +52,13 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 }
 
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
-	buf := bodyBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bodyBuffers.Put(buf)
-	if err := s.readBody(w, r, buf); err != nil {
+	// Not a pooled buffer: the decoded events' data are subslices of the
+	// body, and a store may keep them (memory://).
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= int64(s.cfg.MaxRequestBytes) {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if err := s.readBody(w, r, &buf); err != nil {
 		return err
 	}
 	events, batch, err := decodeEvents(buf.Bytes(), s.cfg.MaxEventBytes)
@@ -66,14 +69,84 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !batch {
-		writeJSON(w, http.StatusCreated, stored[0])
-		return nil
-	}
-	writeJSON(w, http.StatusCreated, struct {
-		Events []Event `json:"events"`
-	}{stored})
+	writeStored(w, stored, batch)
 	return nil
+}
+
+// Header values of the JSON answers, shared: net/http only reads them.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoSniff = []string{"nosniff"}
+)
+
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeStored answers 201 with the stored events as DESIGN §6 has it: id,
+// type, position and time of each (the client has the rest), one event as
+// an object, a batch as {"events":[...]}.
+func writeStored(w http.ResponseWriter, stored []Event, batch bool) {
+	bp := answerBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	if batch {
+		b = append(b, `{"events":[`...)
+	}
+	for i := range stored {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendStored(b, &stored[i])
+	}
+	if batch {
+		b = append(b, "]}"...)
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["X-Content-Type-Options"] = headerNoSniff
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		answerBuffers.Put(bp)
+	}
+}
+
+// StoredEvent is what POST /v1/events answers for each stored event.
+type StoredEvent struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	Position int64     `json:"position"`
+	Time     time.Time `json:"time"`
+}
+
+// appendStored appends e as a StoredEvent in JSON.
+func appendStored(b []byte, e *Event) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, e.Position, 10)
+	b = append(b, `,"time":`...)
+	b = append(b, '"')
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"}`...)
+	return b
+}
+
+// appendJSONString appends s as a JSON string. IDs and event types are
+// plain ASCII; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // intParam parses an integer query parameter, def when absent.

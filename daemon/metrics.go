@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,10 +23,14 @@ type metrics struct {
 	httpDuration    *prometheus.HistogramVec
 	handlerDuration *prometheus.HistogramVec
 	webhookDuration *prometheus.HistogramVec
+
+	mu     sync.RWMutex
+	byType map[string]prometheus.Counter // eventsLogged by type
 }
 
 func newMetrics(m *monster.Monster) *metrics {
 	met := &metrics{
+		byType:   map[string]prometheus.Counter{},
 		registry: prometheus.NewRegistry(),
 		eventsLogged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "monster_events_logged_total", Help: "Events logged through this daemon, by type.",
@@ -55,23 +61,63 @@ func (met *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(met.registry, promhttp.HandlerOpts{})
 }
 
+// logged counts stored events by type. Runs of one type (the usual batch)
+// cost one counter update.
 func (met *metrics) logged(events []Event) {
-	if len(events) == 1 {
-		met.eventsLogged.WithLabelValues(events[0].Type).Inc()
-		return
-	}
-	counts := map[string]int{}
-	for _, e := range events {
-		counts[e.Type]++
-	}
-	for typ, n := range counts {
-		met.eventsLogged.WithLabelValues(typ).Add(float64(n))
+	for i := 0; i < len(events); {
+		j := i + 1
+		for j < len(events) && events[j].Type == events[i].Type {
+			j++
+		}
+		met.loggedCounter(events[i].Type).Add(float64(j - i))
+		i = j
 	}
 }
 
-func (met *metrics) observeHTTP(route string, code int, d time.Duration) {
-	met.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	met.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+// loggedCounter returns the events-logged counter of a type, looked up in
+// the vector once per type.
+func (met *metrics) loggedCounter(typ string) prometheus.Counter {
+	met.mu.RLock()
+	c, ok := met.byType[typ]
+	met.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = met.eventsLogged.WithLabelValues(typ)
+	met.mu.Lock()
+	met.byType[typ] = c
+	met.mu.Unlock()
+	return c
+}
+
+// routeMetrics are one route's request counters and duration histogram,
+// looked up in their vectors once.
+type routeMetrics struct {
+	route    string
+	requests *prometheus.CounterVec
+	duration prometheus.Observer
+	byCode   [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (met *metrics) route(route string) *routeMetrics {
+	return &routeMetrics{route: route, requests: met.httpRequests, duration: met.httpDuration.WithLabelValues(route)}
+}
+
+func (rm *routeMetrics) observe(code int, d time.Duration) {
+	rm.counter(code).Inc()
+	rm.duration.Observe(d.Seconds())
+}
+
+func (rm *routeMetrics) counter(code int) prometheus.Counter {
+	if code < 0 || code >= len(rm.byCode) {
+		return rm.requests.WithLabelValues(rm.route, strconv.Itoa(code))
+	}
+	if c := rm.byCode[code].Load(); c != nil {
+		return *c
+	}
+	c := rm.requests.WithLabelValues(rm.route, strconv.Itoa(code))
+	rm.byCode[code].Store(&c)
+	return c
 }
 
 func (met *metrics) observeWebhook(consumer, outcome string, d time.Duration) {

@@ -220,17 +220,18 @@ func (s *Server) dispatch(route string, methods map[string]method) http.Handler 
 		}
 		allowHeader += m
 	}
+	rm := s.metrics.route(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		err := s.serveRoute(rec, r, route, methods, allowHeader)
+		rec := statusRecorder{ResponseWriter: w}
+		err := s.serveRoute(&rec, r, route, methods, allowHeader)
 		if err != nil {
-			writeError(rec, err)
+			writeError(&rec, err)
 			if e := apiError(err); e.Status >= 500 && r.Context().Err() == nil { // not when the client left
 				s.logger.Error("monster: request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 			}
 		}
-		s.metrics.observeHTTP(route, rec.status(), time.Since(began))
+		rm.observe(rec.status(), time.Since(began))
 	})
 }
 

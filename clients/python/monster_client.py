@@ -70,7 +70,7 @@ class MonsterClient:
                 raise MonsterError(e.code, "http", raw.decode(errors="replace")) from None
 
     def log(self, type, data, key=None, idempotency_key=None, meta=None):
-        """Log one event; returns the stored event (id, type, position, time, data)."""
+        """Log one event; returns where it was stored: {"id", "type", "position", "time"}."""
         event = {"type": type, "data": data}
         if key:
             event["key"] = key
@@ -81,7 +81,8 @@ class MonsterClient:
         return self._call("POST", "/v1/events", event)
 
     def log_batch(self, events):
-        """Log several events atomically; each is a dict with type and data."""
+        """Log several events atomically; each is a dict with type and data. Returns
+        {"id", "type", "position", "time"} for each, in order."""
         return self._call("POST", "/v1/events", {"events": events})["events"]
 
     def events(self, type=None, after=0, limit=100):
