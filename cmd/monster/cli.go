@@ -44,19 +44,21 @@ Commands:
 
 	serve       run the daemon: the HTTP API and webhook consumers
 	log         log an event: monster log TYPE JSON
-	events      list events: monster events [--type T] [--after P] [--limit N]
+	events      list events: monster events [--type T] [--after P] [--limit N|--all]
 	tail        print events as they are logged: monster tail [GLOB...]
 	types       list event types with counts and rates
 	consumers   list consumers: position, lag, in flight, failures, dead letters
-	reset       move a consumer: monster reset CONSUMER --to beginning|end|POSITION|TIME
-	dead        dead letters: monster dead list|retry|discard CONSUMER [ID...|--all]
+	reset       move a consumer: monster reset CONSUMER --to beginning|end|POSITION|TIME [--wait]
+	dead        dead letters: monster dead list|retry|discard CONSUMER [ID...|--all] [--wait]
 	migrate     create or upgrade a store's schema: monster migrate [--store URL]
 
 Stores: a path or sqlite://PATH (default ./monster.db), postgres://...
 
 Every command but serve and migrate works on a store (--store URL, or MONSTER_STORE;
 default ./monster.db) or through a daemon (--server URL, or MONSTER_SERVER,
-with --token or MONSTER_TOKEN). Output is a table; --json prints JSON.
+with --token or MONSTER_TOKEN). Output is a table; --json prints JSON. Long operations
+(events --all, reset --wait, dead retry --wait) show progress on stderr when it is a
+terminal; --progress forces it, --progress=false hides it.
 
 Run 'monster <command> -h' for a command's flags.
 `
