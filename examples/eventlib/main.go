@@ -27,6 +27,8 @@ import (
 
 	"github.com/gomonster/monster"
 	"github.com/gomonster/monster/examples/eventlib/shoestore"
+	_ "github.com/gomonster/monster/store/mongodb"  // -store mongodb://...
+	_ "github.com/gomonster/monster/store/postgres" // -store postgres://...
 )
 
 func main() {

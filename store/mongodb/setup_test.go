@@ -1,24 +1,18 @@
 package mongodb_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/mongodb"
+	"github.com/gomonster/monster/store/mongodb/ferrettest"
 	"github.com/gomonster/monster/store/storetest"
 )
 
@@ -38,55 +32,13 @@ func targets(t testing.TB) []target {
 	return out
 }
 
-// startFerretDB runs FerretDB (SQLite handler, data in t.TempDir()) on a
-// free port of 127.0.0.1 until the test ends, and returns its URL.
-func startFerretDB(t testing.TB) string {
-	t.Helper()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Logger:   slog.New(slog.DiscardHandler),
-		Handler:  "sqlite",
-		// WAL with synchronous=normal: the test server survives a process
-		// crash but skips an fsync per commit (durability against power
-		// loss is the real server's business, not the store's).
-		SQLiteURL: "file:" + t.TempDir() + "/?_pragma=synchronous(normal)",
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("FerretDB: %v", err)
-		}
-	})
-	return f.MongoDBURI()
-}
-
-var dbCounter atomic.Int64
+// startFerretDB runs FerretDB on a free port until the test ends and
+// returns its URL.
+func startFerretDB(t testing.TB) string { return ferrettest.Start(t) }
 
 // dbURL returns base with its path set to a new database name, and drops
 // that database when the test ends.
-func dbURL(t testing.TB, base string) string {
-	t.Helper()
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	name := fmt.Sprintf("monster_test_%d_%d", time.Now().UnixNano()%1_000_000_000, dbCounter.Add(1))
-	u.Path = "/" + name
-	full := u.String()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := mongo.Connect(options.Client().ApplyURI(full))
-		if err != nil {
-			return
-		}
-		defer func() { _ = c.Disconnect(ctx) }()
-		_ = c.Database(name).Drop(ctx)
-	})
-	return full
-}
+func dbURL(t testing.TB, base string) string { return ferrettest.Database(t, base) }
 
 func openStore(t *testing.T, u string) *mongodb.Store {
 	t.Helper()

@@ -1,0 +1,10 @@
+package pymonster
+
+// The programs open whatever -store (or MONSTER_STORE) names: a path for
+// the embedded SQLite file, or a postgres:// or mongodb:// URL. On MongoDB
+// each event type gets its collection, as in pymonster: events_event_1,
+// events_user_bought_shirt, events_custom_1.
+import (
+	_ "github.com/gomonster/monster/store/mongodb"
+	_ "github.com/gomonster/monster/store/postgres"
+)
