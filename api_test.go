@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/store"
 )
 
 func openFile(t *testing.T, opts *monster.Options) (*monster.Monster, string) {
@@ -184,4 +185,46 @@ func TestConsumeAfterStartAndStopIsGraceful(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), s.Position, "the finished event was checkpointed at shutdown")
 	require.Empty(t, s.Owners, "partitions released at shutdown")
+}
+
+// A consumer whose registration conflicts with the store's (another
+// partition count than its group already uses) cannot run: Run stops the
+// other consumers and returns the error, instead of running without it.
+func TestRunReturnsWhenAConsumerCannotStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first, path := openFile(t, nil)
+	noop := monster.Match("*", func(context.Context, monster.RawEvent) error { return nil })
+	require.NoError(t, first.Consume("audit", noop, &monster.ConsumerOptions{Partitions: 4}))
+	runCtx, stop := context.WithCancel(ctx)
+	require.NoError(t, first.Start(runCtx))
+	require.Eventually(t, func() bool {
+		stats, err := first.ConsumerStats(ctx, "audit")
+		return err == nil && stats.Partitions == 4
+	}, 10*time.Second, 5*time.Millisecond, "the first process never registered its consumer")
+	stop()
+
+	o := fastOptions(nil)
+	second, err := monster.Open(ctx, path, &o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Close() })
+	var handled atomic.Int64
+	require.NoError(t, second.Consume("other", monster.Match("*", func(context.Context, monster.RawEvent) error {
+		handled.Add(1)
+		return nil
+	}), nil))
+	require.NoError(t, second.Consume("audit", noop, &monster.ConsumerOptions{Partitions: 8}))
+
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }() // ctx never ends: only the failure can stop Run
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, store.ErrConflict)
+		require.ErrorContains(t, err, `consumer "audit" cannot start`)
+		require.ErrorContains(t, err, "4 partitions, not 8")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept running although consumer audit could not start")
+	}
+	// Run has reported the failure and forgotten the runner.
+	require.NoError(t, second.Stop(ctx))
 }

@@ -15,15 +15,22 @@ import (
 // gracefully: no new events are started, in-flight handlers finish (for up
 // to Options.ShutdownTimeout, after which their contexts are cancelled),
 // progress is checkpointed and partitions are released. It returns nil
-// after a clean shutdown.
+// after a clean shutdown. If a consumer cannot run at all, because what it
+// asks for conflicts with what the store holds (another partition count
+// than the consumer's existing groups use: [store.ErrConflict]), Run stops
+// the other consumers the same way and returns that error.
 func (m *Monster) Run(ctx context.Context) error {
-	if err := m.Start(ctx); err != nil {
+	r, err := m.start(ctx)
+	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-r.failed:
+	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.ShutdownTimeout)
 	defer cancel()
-	return m.Stop(stopCtx)
+	return m.stopRunner(stopCtx, r)
 }
 
 // Start runs the declared consumers in the background until ctx is done or
@@ -31,15 +38,20 @@ func (m *Monster) Run(ctx context.Context) error {
 // consume_events_debug_thread. Consumers declared after Start start at
 // once. It returns an error if consumers are already running.
 func (m *Monster) Start(ctx context.Context) error {
+	_, err := m.start(ctx)
+	return err
+}
+
+func (m *Monster) start(ctx context.Context) (*runner, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if m.running != nil {
-		return errors.New("monster: consumers are already running")
+		return nil, errors.New("monster: consumers are already running")
 	}
-	r := &runner{m: m, done: make(chan struct{}), stopping: make(chan struct{})}
+	r := &runner{m: m, done: make(chan struct{}), stopping: make(chan struct{}), failed: make(chan struct{})}
 	r.handlerCtx, r.cancelHandlers = context.WithCancel(context.WithoutCancel(ctx))
 	m.running = r
 	defs := make([]*consumerDef, 0, len(m.consumers))
@@ -55,16 +67,24 @@ func (m *Monster) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			stopCtx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
 			defer cancel()
-			_ = m.Stop(stopCtx)
+			_ = m.stopRunner(stopCtx, r)
+		case <-r.failed:
+			// Stop the others but stay the running one: Run, or the next
+			// Stop, returns the failure.
+			stopCtx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
+			defer cancel()
+			_ = r.stop(stopCtx)
 		case <-r.stopping:
 		}
 	}()
-	return nil
+	return r, nil
 }
 
 // Stop stops consumers started by Start or Run, gracefully (see Run); if
 // ctx ends first, it cancels the handlers' contexts, waits for them to
-// return, and returns ctx's error. It returns nil if nothing is running.
+// return, and returns ctx's error. It returns nil if nothing is running,
+// and the error of a consumer that could not run (see Run), which has
+// stopped the others already.
 func (m *Monster) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	r := m.running
@@ -72,6 +92,11 @@ func (m *Monster) Stop(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
+	return m.stopRunner(ctx, r)
+}
+
+// stopRunner stops r and forgets it, if it is still the running one.
+func (m *Monster) stopRunner(ctx context.Context, r *runner) error {
 	err := r.stop(ctx)
 	m.mu.Lock()
 	if m.running == r {
@@ -95,6 +120,29 @@ type runner struct {
 	stopping       chan struct{} // closed when stopping begins
 	done           chan struct{} // closed when every run has finished
 	runs           []*consumerRun
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when a consumer cannot run at all
+	failErr  error         // why; set before failed is closed
+}
+
+// fail records that a consumer cannot run (its registration conflicts with
+// the store's): the runner stops, and Run and Stop return err.
+func (r *runner) fail(err error) {
+	r.failOnce.Do(func() {
+		r.failErr = err
+		close(r.failed)
+	})
+}
+
+// failure returns the error given to fail, or nil.
+func (r *runner) failure() error {
+	select {
+	case <-r.failed:
+		return r.failErr
+	default:
+		return nil
+	}
 }
 
 // start launches a consumer; called with m.mu held.
@@ -122,11 +170,11 @@ func (r *runner) stop(ctx context.Context) error {
 	})
 	select {
 	case <-r.done:
-		return nil
+		return r.failure()
 	case <-ctx.Done():
 		r.cancelHandlers()
 		<-r.done
-		return fmt.Errorf("monster: stop: handlers did not finish in time: %w", ctx.Err())
+		return errors.Join(r.failure(), fmt.Errorf("monster: stop: handlers did not finish in time: %w", ctx.Err()))
 	}
 }
 
@@ -260,7 +308,8 @@ func (c *consumerRun) register() bool {
 			return true
 		}
 		if errors.Is(err, store.ErrConflict) {
-			c.logger().error("cannot start consumer", err)
+			c.logger().error("cannot start consumer; stopping the consumers", err)
+			c.r.fail(fmt.Errorf("monster: consumer %q cannot start: %w", c.name, err))
 			return false
 		}
 		c.logger().warn("registering consumer (will retry)", err)
