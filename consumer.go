@@ -223,7 +223,7 @@ func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
 	}
 	m.consumers[name] = def
 	if m.running != nil {
-		m.running.start(def)
+		m.running.start(def, false)
 	}
 	return nil
 }

@@ -18,7 +18,8 @@ import (
 // after a clean shutdown. If a consumer cannot run at all, because what it
 // asks for conflicts with what the store holds (another partition count
 // than the consumer's existing groups use: [store.ErrConflict]), Run stops
-// the other consumers the same way and returns that error.
+// the other consumers the same way and returns that error. (A consumer
+// declared while they run only logs the error and does not run.)
 func (m *Monster) Run(ctx context.Context) error {
 	r, err := m.start(ctx)
 	if err != nil {
@@ -60,7 +61,7 @@ func (m *Monster) start(ctx context.Context) (*runner, error) {
 	}
 	sortDefs(defs)
 	for _, d := range defs {
-		r.start(d)
+		r.start(d, true)
 	}
 	go func() {
 		select {
@@ -145,12 +146,15 @@ func (r *runner) failure() error {
 	}
 }
 
-// start launches a consumer; called with m.mu held.
-func (r *runner) start(def *consumerDef) {
+// start launches a consumer; called with m.mu held. A consumer given to
+// Start (initial) that cannot run stops the runner; one declared later
+// only logs why it does not run, leaving the others be.
+func (r *runner) start(def *consumerDef, initial bool) {
 	if r.m.opts.Eager {
 		return // eager mode runs handlers inside Log
 	}
 	c := newConsumerRun(r, def)
+	c.initial = initial
 	r.runs = append(r.runs, c)
 	r.wg.Add(1)
 	go func() {
@@ -188,6 +192,8 @@ type consumerRun struct {
 	st     store.Store
 	name   string
 	member string
+	// initial: given to Start; if it cannot run, the runner stops.
+	initial bool
 
 	ready   chan *item    // items to run, never full (see capacity)
 	space   chan struct{} // a finished item made room
@@ -308,6 +314,10 @@ func (c *consumerRun) register() bool {
 			return true
 		}
 		if errors.Is(err, store.ErrConflict) {
+			if !c.initial {
+				c.logger().error("cannot start consumer", err)
+				return false
+			}
 			c.logger().error("cannot start consumer; stopping the consumers", err)
 			c.r.fail(fmt.Errorf("monster: consumer %q cannot start: %w", c.name, err))
 			return false
