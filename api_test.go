@@ -1,9 +1,12 @@
 package monster_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,4 +230,62 @@ func TestRunReturnsWhenAConsumerCannotStart(t *testing.T) {
 	}
 	// Run has reported the failure and forgotten the runner.
 	require.NoError(t, second.Stop(ctx))
+}
+
+// A conflicting consumer declared while the others run does not stop them.
+func TestConsumerDeclaredLateThatCannotStartLeavesOthersRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first, path := openFile(t, nil)
+	noop := monster.Match("*", func(context.Context, monster.RawEvent) error { return nil })
+	require.NoError(t, first.Consume("audit", noop, &monster.ConsumerOptions{Partitions: 4}))
+	require.NoError(t, first.Start(ctx))
+	require.Eventually(t, func() bool {
+		stats, err := first.ConsumerStats(ctx, "audit")
+		return err == nil && stats.Partitions == 4
+	}, 10*time.Second, 5*time.Millisecond, "the first process never registered its consumer")
+	require.NoError(t, first.Stop(ctx))
+
+	var logged logBuffer
+	o := fastOptions(&monster.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	second, err := monster.Open(ctx, path, &o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Close() })
+	var handled atomic.Int64
+	require.NoError(t, second.Consume("other", monster.Match("*", func(context.Context, monster.RawEvent) error {
+		handled.Add(1)
+		return nil
+	}), nil))
+	require.NoError(t, second.Start(ctx))
+	require.NoError(t, second.Consume("audit", noop, &monster.ConsumerOptions{Partitions: 8}))
+	for i := range 3 {
+		_, err := second.Log(ctx, "still.running", i)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return strings.Contains(logged.String(), "cannot start consumer") }, 10*time.Second, 5*time.Millisecond,
+		"the conflict of audit was never logged")
+	require.Eventually(t, func() bool { return handled.Load() == 3 }, 10*time.Second, 5*time.Millisecond,
+		"consumer other stopped handling when audit could not start")
+	stats, err := second.ConsumerStats(ctx, "audit")
+	require.NoError(t, err)
+	require.Equal(t, 4, stats.Partitions, "the store's registration of audit was changed")
+	require.NoError(t, second.Stop(ctx))
+}
+
+// logBuffer is a bytes.Buffer safe for a logger and a test to share.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
