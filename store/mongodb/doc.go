@@ -122,6 +122,24 @@
 // Only when even that fails does Append return an error wrapping
 // store.ErrAmbiguousCommit.
 //
+// # When the server is unreachable
+//
+// Every operation fails with an error starting "monster: mongodb:" once
+// the driver gives up selecting a server: after the connection string's
+// serverSelectionTimeoutMS (30s by default; lower it, for example
+// ?serverSelectionTimeoutMS=2000, to make Log fail faster during an
+// outage), or at once when a pooled connection is found broken. Log
+// returns that error and stores nothing (nothing is dropped silently). An
+// append cut off after its commit was sent is settled as described above,
+// or reported with store.ErrAmbiguousCommit. Consumers' reads, lease
+// renewals and checkpoints fail meanwhile: members stop handling once their
+// leases run out, and when the server is back the driver reconnects by
+// itself, members claim their partitions again and go on from their saved
+// checkpoints. An append that was holding the append lock when the
+// connection went leaves it to expire ([Options.AppendLease]).
+// TestDatabaseDownAndBack checks this through a TCP proxy it cuts and
+// restores.
+//
 // # What FerretDB lacks, and how the store copes
 //
 //   - Change streams: the store implements no [store.Notifier]; Monster's

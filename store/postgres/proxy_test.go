@@ -15,102 +15,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/internal/tcpproxy"
 	"github.com/gomonster/monster/store/postgres"
 )
 
-// proxy is a TCP proxy between the store and the server, on a port the
-// system picks, that the test can cut (every connection dropped, new ones
-// closed at once, as when the server is down) and restore.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return // the listener was closed
-		}
-		go p.pipe(client)
-	}
-}
-
-func (p *proxy) pipe(client net.Conn) {
-	p.mu.Lock()
-	down := p.down
-	p.mu.Unlock()
-	if down {
-		client.Close()
-		return
-	}
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		client.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.down { // cut while dialling
-		p.mu.Unlock()
-		client.Close()
-		server.Close()
-		return
-	}
-	p.conns[client], p.conns[server] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			client.Close()
-			server.Close()
-			p.mu.Lock()
-			delete(p.conns, client)
-			delete(p.conns, server)
-			p.mu.Unlock()
-		})
-	}
-	go func() { io.Copy(server, client); closeBoth() }()
-	go func() { io.Copy(client, server); closeBoth() }()
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
-}
-
-// url returns the test URL with the proxy's address as host.
-func (p *proxy) url(t *testing.T, base string) string {
+// proxyURL returns base with the proxy's address as host.
+func proxyURL(t *testing.T, p *tcpproxy.Proxy, base string) string {
 	u, err := url.Parse(base)
 	require.NoError(t, err)
-	u.Host = p.ln.Addr().String()
+	u.Host = p.Addr()
 	return u.String()
 }
 
@@ -134,15 +47,15 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	ctx := t.Context()
 	base := requireServer(t)
 	schema := newSchema(t)
-	p := startProxy(t, serverAddr(t, base))
-	viaProxy := p.url(t, base)
+	p := tcpproxy.Start(t, serverAddr(t, base))
+	viaProxy := proxyURL(t, p, base)
 
-	p.cut()
+	p.Cut()
 	_, err := postgres.Open(ctx, viaProxy, testOptions(schema))
 	require.Error(t, err, "Open with the database down")
 	require.True(t, strings.HasPrefix(err.Error(), "monster: postgres open "), err.Error())
 	require.Contains(t, err.Error(), "cannot connect")
-	p.restore()
+	p.Restore()
 
 	s := openStoreAt(t, viaProxy, testOptions(schema))
 	direct := openStore(t, schema) // the truth, not through the proxy
@@ -220,7 +133,7 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	require.NoError(t, err)
 	waitFor("the first checkpoints", func() bool { return checkpointsAt(head) })
 
-	p.cut()
+	p.Cut()
 	var failed atomic.Int64
 	for i := range 5 {
 		logCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -235,7 +148,7 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	for _, part := range info.Partitions {
 		require.GreaterOrEqual(t, part.Checkpoint, head, "saved checkpoints survive the outage")
 	}
-	p.restore()
+	p.Restore()
 
 	logSome(20) // the first Log after the outage succeeds: stale connections are replaced
 	waitFor("the consumer to resume and handle every acknowledged event", allHandled)
