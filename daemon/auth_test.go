@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestAuthTokensAndScopes(t *testing.T) {
@@ -165,9 +167,23 @@ func TestMetrics(t *testing.T) {
 		`monster_webhook_duration_seconds_count{consumer="m1",outcome="503"} 3`,
 		`monster_handler_duration_seconds_count{consumer="m1",outcome="error"} 3`,
 		`monster_http_requests_total{code="201",route="/v1/events"} 1`,
+		"monster_store_appends_total 1\n",
+		"monster_store_appended_events_total 3\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// logged counts by type, runs of one type at once.
+func TestMetricsLoggedByType(t *testing.T) {
+	met := newMetrics(nil, nil)
+	met.logged([]Event{{Type: "a"}, {Type: "a"}, {Type: "b"}, {Type: "a"}})
+	met.logged([]Event{{Type: "b"}})
+	for typ, want := range map[string]float64{"a": 3, "b": 2} {
+		if got := testutil.ToFloat64(met.eventsLogged.WithLabelValues(typ)); got != want {
+			t.Errorf("events logged of type %s: %v, want %v", typ, got, want)
 		}
 	}
 }

@@ -28,7 +28,7 @@ type metrics struct {
 	byType map[string]prometheus.Counter // eventsLogged by type
 }
 
-func newMetrics(m *monster.Monster) *metrics {
+func newMetrics(m *monster.Monster, shared *sharedStore) *metrics {
 	met := &metrics{
 		byType:   map[string]prometheus.Counter{},
 		registry: prometheus.NewRegistry(),
@@ -54,6 +54,17 @@ func newMetrics(m *monster.Monster) *metrics {
 	met.registry.MustRegister(met.eventsLogged, met.httpRequests, met.httpDuration, met.handlerDuration, met.webhookDuration,
 		&storeCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if shared != nil {
+		met.registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "monster_store_appends_total",
+				Help: "Appends to the store by this daemon: group commits, one transaction and sync each.",
+			}, func() float64 { return float64(shared.appends.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "monster_store_appended_events_total",
+				Help: "Events those appends stored; divided by monster_store_appends_total, the events per group commit.",
+			}, func() float64 { return float64(shared.appended.Load()) }))
+	}
 	return met
 }
 

@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		return fail(err)
 	}
-	s.metrics = newMetrics(m)
+	s.metrics = newMetrics(m, shared)
 	s.webhooks = newWebhooks(shared, opts, s.metrics, cfg.StateFile)
 	s.local = &Local{m: m, declared: declared, webhooks: s.webhooks, poll: time.Duration(cfg.PollInterval), onLog: s.metrics.logged}
 	for _, name := range sortedNames(cfg.Consumers) {

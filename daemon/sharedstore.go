@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gomonster/monster/store"
 )
@@ -17,6 +18,10 @@ type sharedStore struct {
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
+
+	// appends and appended count successful Append calls (group commits)
+	// and the events they stored, for /metrics.
+	appends, appended atomic.Int64
 }
 
 func newSharedStore(st store.Store) *sharedStore {
@@ -27,6 +32,8 @@ func newSharedStore(st store.Store) *sharedStore {
 func (s *sharedStore) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 	res, err := s.Store.Append(ctx, events)
 	if err == nil {
+		s.appends.Add(1)
+		s.appended.Add(int64(len(events)))
 		s.broadcast()
 	}
 	return res, err

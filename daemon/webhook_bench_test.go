@@ -89,7 +89,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 
 // The pooled signer must agree with Sign, also when deliveries run at once.
 func TestDeliverySignMatchesSign(t *testing.T) {
-	d := newDelivery("c", "http://127.0.0.1:1/", "s3cret", http.DefaultClient, newMetrics(nil))
+	d := newDelivery("c", "http://127.0.0.1:1/", "s3cret", http.DefaultClient, newMetrics(nil, nil))
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
