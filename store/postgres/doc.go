@@ -149,5 +149,8 @@
 // so two members never both win a partition. SaveCheckpoints locks the
 // partitions' rows, checks that the member holds every one, and writes all
 // checkpoints or none. Lease expiry compares the times members pass in, so
-// members' clocks must roughly agree.
+// members' clocks must roughly agree. TestScaleOut runs the core module's
+// three-process test (internal/crashtest) on a schema: one consumer in
+// three worker processes, one killed with SIGKILL, its partitions taken
+// over within the lease time, every event handled in per-key order.
 package postgres
