@@ -103,7 +103,11 @@ func writeStored(w http.ResponseWriter, stored []Event, batch bool) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON
 	h["X-Content-Type-Options"] = headerNoSniff
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if len(b) > 2048 {
+		// Smaller answers fit net/http's buffer, which then sets the
+		// length itself; larger ones would be chunked without it.
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b)
 	if cap(b) <= 64<<10 {
