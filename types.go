@@ -7,13 +7,27 @@ import (
 	"fmt"
 	"path"
 	"reflect"
-	"regexp"
 	"strings"
 )
 
-// A type name is dotted words of letters, digits, '_' and '-':
-// "event_1", "user.bought_shirt", "shoestore.product-viewed".
-var typeNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+// validTypeName reports whether name is dotted words of letters, digits,
+// '_' and '-' ("event_1", "user.bought_shirt", "shoestore.product-viewed"):
+// `^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`, checked by hand because every Log
+// checks it (the regular expression cost 4% of Log's CPU time).
+func validTypeName(name string) bool {
+	word := 0 // bytes in the current word
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			word++
+		case c == '.' && word > 0:
+			word = 0
+		default:
+			return false
+		}
+	}
+	return word > 0
+}
 
 const maxNameLength = 200
 
@@ -25,7 +39,7 @@ func checkTypeName(name string) error {
 		return fmt.Errorf("%w: event type is empty", ErrInvalidName)
 	case len(name) > maxNameLength:
 		return fmt.Errorf("%w: event type %.40q... is longer than %d bytes", ErrInvalidName, name, maxNameLength)
-	case !typeNamePattern.MatchString(name):
+	case !validTypeName(name):
 		return fmt.Errorf("%w: event type %q: want dotted words of letters, digits, '_' or '-', such as \"user.bought_shirt\"", ErrInvalidName, name)
 	}
 	return nil

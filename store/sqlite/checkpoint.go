@@ -18,9 +18,17 @@ import (
 // only rewind a WAL that was wholly copied when its transaction began), and
 // by then it finds most pages copied already. The WAL file so stays below
 // about autoCheckpointPages pages.
+//
+// A small WAL is also a faster one: once the WAL starts over, commits
+// overwrite blocks the file already has, and syncing an overwrite costs
+// about half of syncing a write that grows the file (about 200 µs against
+// 400 µs here), because the file system has no size or allocation to
+// journal. With an 8 MiB WAL instead of 32 MiB, durable Log from 64
+// goroutines went from 65,500 to 70,900 events/s (mean of four interleaved
+// runs of 100,000 events each).
 const (
-	checkpointBytes     = 4 << 20
-	autoCheckpointPages = 8000 // 32 MiB of WAL
+	checkpointBytes     = 2 << 20
+	autoCheckpointPages = 2048 // 8 MiB of WAL
 	// commitPages estimates the pages a commit writes besides its events'
 	// bytes: the right-most leaves of the events table, its ID index,
 	// type_counts and sqlite_sequence.
