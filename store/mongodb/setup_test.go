@@ -60,6 +60,12 @@ func harness(base string) storetest.Harness {
 		Share: func(t *testing.T, s store.Store) store.Store {
 			return openStore(t, s.(*mongodb.Store).URL())
 		},
+		// Every store call is several round trips to FerretDB, which keeps
+		// its data in SQLite; under -race, beside the other packages'
+		// tests, a lease renewal took over 1 s (and a member fenced itself
+		// off, as it must). Three times the suite's TTLs keeps these tests
+		// about the store.
+		TimeScale: 3,
 	}
 }
 

@@ -165,7 +165,7 @@ func testBrokenStoreRecovers(t *testing.T, b *bundle) {
 		}
 		return nil
 	}}
-	ttl := 300 * time.Millisecond
+	ttl := b.ttl(300 * time.Millisecond)
 	m := b.monster(broken.wrap(), monster.Options{LeaseTTL: ttl})
 	d := newDeliveries()
 	b.consume(m, "c", monster.Match("*", d.handle), &monster.ConsumerOptions{Partitions: 2, Concurrency: 2})

@@ -44,6 +44,11 @@ type bundle struct {
 	logs     *tailBuffer // the Monsters' operational messages
 }
 
+// ttl scales a lease TTL by the harness's TimeScale.
+func (b *bundle) ttl(d time.Duration) time.Duration {
+	return d * time.Duration(max(1, b.h.TimeScale))
+}
+
 func newBundle(t *testing.T, h Harness, features store.Features) *bundle {
 	b := &bundle{t: t, h: h, features: features, ctx: t.Context(), logs: &tailBuffer{}}
 	// Registered first, so it runs last, after every Monster has stopped.

@@ -94,7 +94,7 @@ func testEveryMatchingEventHandled(t *testing.T, b *bundle) {
 // every event again once a's leases expire.
 func testCrashBeforeCheckpointRedelivers(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	ttl := 500 * time.Millisecond
+	ttl := b.ttl(500 * time.Millisecond)
 	var crashed atomic.Bool
 	crashA := crashable(&crashed)
 	storeA := &hookStore{inner: b.share(s), before: func(ctx context.Context, method string) error {
@@ -133,7 +133,7 @@ func testCrashBeforeCheckpointRedelivers(t *testing.T, b *bundle) {
 // handles them once a's leases expire.
 func testCrashWhileHandlingRedelivers(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	ttl := 500 * time.Millisecond
+	ttl := b.ttl(500 * time.Millisecond)
 	var crashed atomic.Bool
 	storeA := &hookStore{inner: b.share(s), before: crashable(&crashed)}
 	a := b.monster(storeA.wrap(), monster.Options{MemberID: "a", LeaseTTL: ttl})
@@ -266,7 +266,7 @@ func testStartPositions(t *testing.T, b *bundle) {
 // event is handled again.
 func testResetAfterCheckpointReplays(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	m := b.monster(s, monster.Options{LeaseTTL: 300 * time.Millisecond})
+	m := b.monster(s, monster.Options{LeaseTTL: b.ttl(300 * time.Millisecond)})
 	d := newDeliveries()
 	b.consume(m, "c", monster.Match("*", d.handle), &monster.ConsumerOptions{Partitions: 2})
 	events := logN(t, ctx, m, "replay.me", 6)
@@ -293,7 +293,7 @@ func testResetBeforeCheckpointReplays(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
 	var claims atomic.Int64
 	watched := &hookStore{inner: s, afterClaim: func(string, []store.PartitionInfo) { claims.Add(1) }}
-	m := b.monster(watched.wrap(), monster.Options{LeaseTTL: 300 * time.Millisecond, CheckpointInterval: time.Hour})
+	m := b.monster(watched.wrap(), monster.Options{LeaseTTL: b.ttl(300 * time.Millisecond), CheckpointInterval: time.Hour})
 	d := newDeliveries()
 	b.consume(m, "c", monster.Match("*", d.handle), &monster.ConsumerOptions{Partitions: 1, Concurrency: 1})
 	events := logN(t, ctx, m, "replay.me", 6)

@@ -105,7 +105,7 @@ func ownerSet(ctx context.Context, s store.Store, consumer string) []string {
 // never by two workers at once.
 func testPartitionsSplitAndMoveOnCrash(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	ttl := time.Second
+	ttl := b.ttl(time.Second)
 	var crashed atomic.Bool
 	storeA := &hookStore{inner: b.share(s), before: crashable(&crashed)}
 	a := b.monster(storeA.wrap(), monster.Options{MemberID: "a", LeaseTTL: ttl})
@@ -161,7 +161,7 @@ func testPartitionsSplitAndMoveOnCrash(t *testing.T, b *bundle) {
 // takeover has happened, to make the interleaving certain.
 func testTakeoverWhileReading(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	ttl := 500 * time.Millisecond
+	ttl := b.ttl(500 * time.Millisecond)
 	var crashed atomic.Bool
 	storeA := &hookStore{inner: b.share(s), before: crashable(&crashed)}
 
