@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -94,6 +95,7 @@ type machine struct {
 	Kernel     string            `json:"kernel"`
 	Postgres   string            `json:"postgres_version"`
 	PGSettings map[string]string `json:"postgres_settings"`
+	Commit     string            `json:"commit"`
 	LoadBefore string            `json:"load_average_before"`
 	LoadAfter  string            `json:"load_average_after"`
 }
@@ -111,6 +113,7 @@ func (e *environment) machine(ctx context.Context) machine {
 			}
 		}
 	}
+	m.Commit = gitState()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
@@ -134,4 +137,40 @@ func loadAverage() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// analyze refreshes the planner's statistics of every table in schema, as
+// autovacuum would on a server that has been running a while: the tables
+// here are minutes old, and a plan made without statistics can be slower by
+// orders of magnitude, which would measure the planner, not the system.
+func (e *environment) analyze(ctx context.Context, schema string) error {
+	rows, err := e.admin.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if _, err := e.admin.Exec(ctx, "ANALYZE "+pgx.Identifier{schema, t}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gitState is the commit the run was built from, with "+ uncommitted
+// changes" when the working tree's Go files outside bench/ differ from it.
+func gitState() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	state := strings.TrimSpace(string(out))
+	dirty, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "*/go.mod", ":!bench/").Output()
+	if err == nil && len(strings.TrimSpace(string(dirty))) > 0 {
+		state += " + uncommitted changes"
+	}
+	return state
 }

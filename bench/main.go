@@ -41,6 +41,7 @@ func run() int {
 		only       = flag.String("systems", "", "comma-separated systems to run (default all)")
 		onlyW      = flag.String("workloads", "", "comma-separated workloads to run (default all)")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		code       = flag.String("code", "", "describe the code measured (default: git's HEAD, and whether the tree has uncommitted changes)")
 		render     = flag.String("render", "", "render the Markdown and chart again from this JSON results file, and exit")
 	)
 	flag.Parse()
@@ -90,6 +91,9 @@ func run() int {
 		Started: time.Now().UTC(), Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
 		Quick: *quick, Scale: *scale, Sizes: sz,
 		Machine: env.machine(ctx),
+	}
+	if *code != "" {
+		rep.Machine.Commit = *code
 	}
 	var systems []system
 	systems = append(systems, monsterSystems(env)...)

@@ -245,6 +245,7 @@ func (rep *report) markdown() string {
 	}
 	m := rep.Machine
 	p("- Command: `%s`\n", rep.Command)
+	p("- Code: %s\n", m.Commit)
 	p("- Machine: %d cores (%s), %s, Linux %s, %s\n", m.Cores, m.CPU, m.OS, m.Kernel, m.GoVersion)
 	p("- Load average (1/5/15 min): %s before, %s after; run took %s\n", m.LoadBefore, m.LoadAfter, rep.Finished.Sub(rep.Started).Round(time.Second))
 	p("- PostgreSQL: %s\n", m.Postgres)
@@ -278,7 +279,7 @@ func (rep *report) markdown() string {
 		p("\n## %s\n\n", w.Title)
 		lat := !w.HigherIsBetter
 		if lat {
-			p("| system | events | p50 ms | p99 ms | p99.9 ms | max ms | achieved rate | SQLite p99 ÷ this | PostgreSQL p99 ÷ this | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+			p("| system | events | p50 ms | p99 ms | p99.9 ms | max ms | publish acked p50 / p99 ms | achieved rate | SQLite p99 ÷ this | PostgreSQL p99 ÷ this | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		} else {
 			p("| system | events | figure | seconds | SQLite ÷ this | PostgreSQL ÷ this | note |\n|---|---:|---:|---:|---:|---:|---|\n")
 		}
@@ -319,14 +320,17 @@ func (rep *report) markdown() string {
 				note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("publishing took %.2f s", x)
 			}
 			if x, ok := r.Extra["prefill_seconds"]; ok && w.Name == "replay" {
-				note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("storing them took %.1f s", x)
+				note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("caught up in %.1f s (storing them took %.1f s)", r.Seconds, x)
+				if r.Events < rep.Sizes.Replay && r.Value > 0 {
+					note += fmt.Sprintf("; ≈ %.0f s for %s at this rate", float64(rep.Sizes.Replay)/r.Value, commas(int64(rep.Sizes.Replay)))
+				}
 			}
 			if lat {
 				if r.Error != "" {
-					p("| %s | %d | | | | | | | | %s |\n", s.Name, r.Events, note)
+					p("| %s | %d | | | | | | | | | %s |\n", s.Name, r.Events, note)
 					continue
 				}
-				p("| %s | %s | %.2f | %.2f | %.2f | %.2f | %.0f/s | %s | %s | %s |\n", s.Name, commas(int64(r.Events)), r.P50ms, r.P99ms, r.P999ms, r.Extra["max_ms"], r.Extra["achieved_rate"],
+				p("| %s | %s | %.2f | %.2f | %.2f | %.2f | %s | %.0f/s | %s | %s | %s |\n", s.Name, commas(int64(r.Events)), r.P50ms, r.P99ms, r.P999ms, r.Extra["max_ms"], ackCol(r), r.Extra["achieved_rate"],
 					rat(so, okS, r), rat(po, okP, r), note)
 				continue
 			}
@@ -453,4 +457,13 @@ func trimFloat(f float64) string {
 		return fmt.Sprintf("%.0f", f)
 	}
 	return fmt.Sprintf("%.2f", f)
+}
+
+func ackCol(r result) string {
+	a, ok1 := r.Extra["ack_p50_ms"].(float64)
+	b, ok2 := r.Extra["ack_p99_ms"].(float64)
+	if !ok1 || !ok2 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f / %.2f", a, b)
 }

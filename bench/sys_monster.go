@@ -129,3 +129,10 @@ func (l *monsterLog) close(ctx context.Context) error {
 	}
 	return err
 }
+
+func (l *monsterLog) settle(ctx context.Context) error {
+	if l.schema == "" {
+		return nil
+	}
+	return l.env.analyze(ctx, l.schema)
+}

@@ -18,6 +18,7 @@ import (
 func riverSystem(env *environment) system {
 	return system{
 		name: "river", competing: true, replay: false,
+		smaller:    map[string]int{"publish-1": 5, "burn-down-1": 10, "burn-down-16": 5, "fan-out-4": 5, "fan-out-16": 10, "replay": 10, "failure": 5},
 		durability: "yes: each Insert/InsertMany is a transaction committed with synchronous_commit=on",
 		notes:      "riverpgxv5 on a pgxpool of 80 connections, rivermigrate in a fresh schema; FetchCooldown 1ms and FetchPollInterval 50ms (River's defaults, 100ms and 1s, cap a queue near 1,000 jobs/s); a consumer = a queue, its workers = the queue's MaxWorkers; fan-out = one job per consumer per event; a later consumer cannot see earlier jobs, so replay is a burn-down of the same number of queued jobs",
 		open: func(ctx context.Context) (backend, error) {
@@ -93,6 +94,7 @@ func (b *riverBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error)
 }
 
 type riverLog struct {
+	logs        syncBuffer // River's warnings and errors
 	env         *environment
 	pool        *pgxpool.Pool
 	schema      string
@@ -143,7 +145,7 @@ func (l *riverLog) consume(ctx context.Context, specs []consumerSpec) (func(cont
 		FetchCooldown:     time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 		RetryPolicy:       shortRetry{},
-		Logger:            slog.New(slog.DiscardHandler),
+		Logger:            slog.New(slog.NewTextHandler(&l.logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
@@ -161,3 +163,7 @@ func (l *riverLog) consume(ctx context.Context, specs []consumerSpec) (func(cont
 func (l *riverLog) close(ctx context.Context) error {
 	return errors.Join(l.env.dropSchema(ctx, l.schema))
 }
+
+func (l *riverLog) settle(ctx context.Context) error { return l.env.analyze(ctx, l.schema) }
+
+func (l *riverLog) diagnostics() string { return l.logs.String() }

@@ -31,6 +31,7 @@ func watermillSystems(env *environment) []system {
 		},
 		{
 			name: "watermill-sql", competing: true, replay: true,
+			smaller:    map[string]int{"publish-1": 5, "burn-down-16": 5, "fan-out-4": 5, "fan-out-16": 10, "replay": 10, "failure": 5},
 			durability: "yes: one INSERT per Publish call, committed with synchronous_commit=on",
 			notes:      "watermill-sql v3 DefaultPostgreSQLSchema and offsets adapter on database/sql (pgx stdlib), fresh schema; batch 100, PollInterval 10ms; a consumer = a consumer group, its workers = that many subscriptions in the group; retries with the Retry and PoisonQueue middleware",
 			open: func(ctx context.Context) (backend, error) {
@@ -237,3 +238,5 @@ func (l *wmSQLLog) close(ctx context.Context) error {
 	errs = append(errs, l.db.Close(), l.env.dropSchema(ctx, l.schema))
 	return errors.Join(errs...)
 }
+
+func (l *wmSQLLog) settle(ctx context.Context) error { return l.env.analyze(ctx, l.schema) }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"time"
 )
 
@@ -19,7 +21,10 @@ type system struct {
 	competing bool
 	// replay says whether a consumer added later can read history.
 	replay bool
-	open   func(ctx context.Context) (backend, error)
+	// smaller divides the size of the named workloads for a system that
+	// would take minutes on them at full size (the report says so).
+	smaller map[string]int
+	open    func(ctx context.Context) (backend, error)
 }
 
 // A backend is a running system, opened once per system and run.
@@ -76,4 +81,32 @@ func retryDelay(attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, retryMax)
+}
+
+// diagnoser is implemented by logs that collect their system's own warnings
+// and errors during a workload; the report shows them.
+type diagnoser interface {
+	diagnostics() string
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, keeping the
+// first 4 KiB.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() < 4096 {
+		s.b.Write(p[:min(len(p), 4096-s.b.Len())])
+	}
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

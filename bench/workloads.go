@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +37,17 @@ func defaultSizes(scale float64) sizes {
 		LatencyRates: []int{100, 1000, 5000}, LatencyFor: time.Duration(float64(5*time.Second) * min(scale, 1)),
 		LatencyWork: 4,
 		Replay:      n(1_000_000), Failure: n(20_000), FailWorkers: 16,
-		Timeout: 10 * time.Minute,
+		Timeout: 4 * time.Minute,
 	}
+}
+
+// divided returns the sizes with every event count divided by d (latency
+// runs for a d-th of the time).
+func (s sizes) divided(d int) sizes {
+	f := func(v int) int { return max(v/d, 10) }
+	s.Publish1, s.Publish64, s.BurnDown, s.FanOut, s.Replay, s.Failure = f(s.Publish1), f(s.Publish64), f(s.BurnDown), f(s.FanOut), f(s.Replay), f(s.Failure)
+	s.LatencyFor /= time.Duration(d)
+	return s
 }
 
 // result is one figure: one workload on one system.
@@ -54,6 +65,13 @@ type result struct {
 	Note     string         `json:"note,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Skipped  bool           `json:"skipped,omitempty"`
+}
+
+func (r *result) addNote(s string) {
+	if r.Note != "" {
+		r.Note += "; "
+	}
+	r.Note += s
 }
 
 // A workload runs against one backend and fills in r.
@@ -137,6 +155,27 @@ func prefill(ctx context.Context, l eventLog, n, batch int) (time.Duration, erro
 	return time.Since(start), nil
 }
 
+// settled is implemented by logs in PostgreSQL, which analyze their tables
+// after a prefill (see environment.analyze).
+type settled interface {
+	settle(ctx context.Context) error
+}
+
+// prefillSettled stores n events and lets the server's statistics catch up
+// (not timed).
+func prefillSettled(ctx context.Context, l eventLog, n, batch int) (time.Duration, error) {
+	d, err := prefill(ctx, l, n, batch)
+	if err != nil {
+		return d, err
+	}
+	if s, ok := l.(settled); ok {
+		if err := s.settle(ctx); err != nil {
+			return d, fmt.Errorf("analyze: %w", err)
+		}
+	}
+	return d, nil
+}
+
 // withLog runs f on a fresh log and removes it afterwards.
 func withLog(ctx context.Context, b backend, o freshOpts, f func(l eventLog) error) error {
 	l, err := b.fresh(ctx, o)
@@ -144,6 +183,14 @@ func withLog(ctx context.Context, b backend, o freshOpts, f func(l eventLog) err
 		return fmt.Errorf("fresh log: %w", err)
 	}
 	err = f(l)
+	if d, ok := l.(diagnoser); ok {
+		if msg := strings.TrimSpace(d.diagnostics()); msg != "" {
+			fmt.Fprintf(os.Stderr, "  %T logged:\n%s\n", l, msg)
+			if err != nil {
+				err = fmt.Errorf("%w (the system logged: %.300s)", err, msg)
+			}
+		}
+	}
 	if cerr := l.close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
 		err = fmt.Errorf("close log: %w", cerr)
 	}
@@ -161,6 +208,21 @@ func consumerNames(n int) []string {
 func runPublish(ctx context.Context, b backend, n, producers int, sz sizes, r *result) error {
 	return withLog(ctx, b, freshOpts{consumers: []string{"c0"}}, func(l eventLog) error {
 		ps := payloads(0, n)
+		// Warm up: open the connections and create the tables that the
+		// first calls would otherwise pay for (not timed).
+		var warm sync.WaitGroup
+		var warmErr atomic.Value
+		for range producers {
+			warm.Go(func() {
+				if err := l.publish(ctx, ps[0]); err != nil {
+					warmErr.CompareAndSwap(nil, err)
+				}
+			})
+		}
+		warm.Wait()
+		if err, _ := warmErr.Load().(error); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -224,10 +286,10 @@ func consumeAll(ctx context.Context, l eventLog, specs []consumerSpec, timeout t
 
 func runBurnDown(ctx context.Context, sys system, b backend, n, workers int, sz sizes, r *result) error {
 	if !sys.competing && workers > 1 {
-		r.Note = "no competing consumers: one subscription"
+		r.addNote("no competing consumers: one subscription")
 	}
 	return withLog(ctx, b, freshOpts{consumers: []string{"c0"}}, func(l eventLog) error {
-		fill, err := prefill(ctx, l, n, sz.Batch)
+		fill, err := prefillSettled(ctx, l, n, sz.Batch)
 		if err != nil {
 			return err
 		}
@@ -291,6 +353,7 @@ func runLatency(ctx context.Context, b backend, rate int, sz sizes, r *result) e
 		}
 		time.Sleep(200 * time.Millisecond) // let the consumer settle
 		interval := time.Second / time.Duration(rate)
+		ack := newLatencies() // due time to publish acknowledged
 		var pubErrs atomic.Int64
 		var firstErr atomic.Value
 		var wg sync.WaitGroup
@@ -309,7 +372,9 @@ func runLatency(ctx context.Context, b backend, rate int, sz sizes, r *result) e
 					if err := l.publish(ctx, p); err != nil {
 						pubErrs.Add(1)
 						firstErr.CompareAndSwap(nil, err)
+						return
 					}
+					ack.record(time.Since(due))
 				})
 			}
 			if i < n {
@@ -332,7 +397,8 @@ func runLatency(ctx context.Context, b backend, rate int, sz sizes, r *result) e
 		r.Events, r.Seconds = n, sent.Seconds()
 		r.P50ms, r.P99ms, r.P999ms = lat.ms(50), lat.ms(99), lat.ms(99.9)
 		r.Value, r.Unit = r.P99ms, "ms (p99)"
-		r.Extra = map[string]any{"rate": rate, "achieved_rate": float64(n) / sent.Seconds(), "max_ms": lat.ms(100), "workers": sz.LatencyWork}
+		r.Extra = map[string]any{"rate": rate, "achieved_rate": float64(n) / sent.Seconds(), "max_ms": lat.ms(100), "workers": sz.LatencyWork,
+			"ack_p50_ms": ack.ms(50), "ack_p99_ms": ack.ms(99)}
 		return nil
 	})
 }
@@ -340,10 +406,10 @@ func runLatency(ctx context.Context, b backend, rate int, sz sizes, r *result) e
 func runReplay(ctx context.Context, sys system, b backend, sz sizes, r *result) error {
 	n := sz.Replay
 	if !sys.replay {
-		r.Note = "a queue has no history for a new consumer: measured as a burn-down of the same number of jobs queued for it"
+		r.addNote("a queue has no history for a new consumer: measured as a burn-down of the same number of jobs queued for it")
 	}
 	return withLog(ctx, b, freshOpts{consumers: []string{"late"}}, func(l eventLog) error {
-		fill, err := prefill(ctx, l, n, sz.Batch)
+		fill, err := prefillSettled(ctx, l, n, sz.Batch)
 		if err != nil {
 			return err
 		}
@@ -367,7 +433,7 @@ func runFailure(ctx context.Context, sys system, b backend, sz sizes, r *result)
 	n := sz.Failure
 	poison := n / 2
 	return withLog(ctx, b, freshOpts{consumers: []string{"c0"}, maxAttempts: maxAttempts}, func(l eventLog) error {
-		if _, err := prefill(ctx, l, n, sz.Batch); err != nil {
+		if _, err := prefillSettled(ctx, l, n, sz.Batch); err != nil {
 			return err
 		}
 		t := newTracker(n)
