@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gomonster/monster/store"
@@ -346,25 +347,40 @@ func insertError(err error) error {
 }
 
 // appendPipelined is Append's fast path, for batches without idempotency
-// keys (the common case): BEGIN, the append lock and the INSERT go to the
-// server in one round trip, and the COMMIT in a second, so the lock is held
-// for little more than the INSERT and the WAL flush.
+// keys (the common case): BEGIN, the append lock, the INSERT and the COMMIT
+// go to the server in one round trip (a pipeline ending in one Sync), so
+// the lock is held for the INSERT and the WAL flush, not for a round trip
+// more (which counts for more the farther the server is). On loopback
+// here, against sending the COMMIT in a second round trip, Log from 64
+// goroutines won 13 of 17 interleaved runs, by 7% on average
+// (BenchmarkLog/producers=64).
+//
+// If a statement fails, the server skips the rest up to the Sync,
+// COMMIT included, and the transaction is left open and failed: it is
+// rolled back, and nothing was stored. If the connection fails, the
+// COMMIT may have happened: the error is ambiguous.
 func (s *Store) appendPipelined(ctx context.Context, conn *pgxpool.Conn, events []store.NewEvent) (results []store.AppendResult, committing bool, err error) {
 	fresh := make([]int, len(events))
 	for i := range fresh {
 		fresh[i] = i
 	}
 	ins := newInsert(events, fresh)
-	var b pgx.Batch
+	var (
+		b    pgx.Batch
+		last int64
+		tag  pgconn.CommandTag
+	)
 	b.Queue("BEGIN")
 	b.Queue(s.sql.lock, lockKey("append", s.schema), s.opts.AppendLockTimeout.Milliseconds())
-	var last int64
 	b.Queue(s.sql.insert, ins.args(s.sql.channel)...).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
-	err = conn.SendBatch(ctx, &b).Close()
-	if err == nil {
-		err = ctx.Err() // the caller gave up: do not commit behind its back
-	}
-	if err != nil {
+	b.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error { tag = ct; return nil })
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		if pgconn.SafeToRetry(err) {
+			return nil, false, err // nothing reached the server
+		}
+		if pgCode(err) == "" {
+			return nil, true, err // the connection failed: the COMMIT may have happened
+		}
 		if !conn.Conn().IsClosed() {
 			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
@@ -373,12 +389,8 @@ func (s *Store) appendPipelined(ctx context.Context, conn *pgxpool.Conn, events 
 		}
 		return nil, false, insertError(err)
 	}
-	tag, err := conn.Exec(context.WithoutCancel(ctx), "COMMIT")
-	if err == nil && tag.String() != "COMMIT" {
-		err = fmt.Errorf("the server answered %q to COMMIT", tag.String())
-	}
-	if err != nil {
-		return nil, true, err
+	if tag.String() != "COMMIT" {
+		return nil, true, fmt.Errorf("the server answered %q to COMMIT", tag.String())
 	}
 	results = make([]store.AppendResult, len(events))
 	ins.fill(events, fresh, last, results)
