@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -88,7 +89,7 @@ func run() int {
 	defer env.cleanup()
 
 	rep := &report{
-		Started: time.Now().UTC(), Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
+		Started: time.Now().UTC(), Command: commandLine(),
 		Quick: *quick, Scale: *scale, Sizes: sz,
 		Machine: env.machine(ctx),
 	}
@@ -218,4 +219,16 @@ func rerender(path string) int {
 	}
 	fmt.Fprintln(os.Stderr, "wrote", base+".md", base+".png")
 	return 0
+}
+
+// commandLine is how this run was started, quoted for a shell.
+func commandLine() string {
+	parts := []string{"go run ./bench"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"$()*?;&|<>") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }

@@ -21,7 +21,7 @@ func natsSystems(env *environment) []system {
 			notes:      "nats-server embedded (random port, file storage in a temp dir), one stream per run, durable pull consumers with explicit acks (Consume, PullMaxMessages 500); workers = that many Consume subscriptions on the consumer; retries by NakWithDelay, MaxDeliver, Term after the last attempt",
 		}
 		if sync {
-			s.smaller = map[string]int{"publish-1": 5, "publish-64": 10, "publish-batch": 10, "burn-down-1": 10, "burn-down-16": 10, "fan-out-4": 10, "fan-out-16": 10, "replay": 20, "failure": 10, "latency-5000": 5}
+			s.smaller = map[string]int{"publish-1": 5, "publish-64": 10, "publish-batch": 10, "fan-out-4": 10, "fan-out-16": 10, "replay": 20, "failure": 10, "latency-5000": 5}
 			s.name = "jetstream-sync"
 			s.durability = "yes: SyncAlways (every write fsynced before the PubAck)"
 		}
