@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -302,5 +304,36 @@ func TestRoutingErrors(t *testing.T) {
 	status, body = b.call(t, "GET", "/healthz", "", nil)
 	if status != 200 || !strings.Contains(string(body), `"ok"`) {
 		t.Fatalf("healthz %d %s", status, body)
+	}
+}
+
+// A Content-Length alone does not make the daemon allocate: a body
+// announcing 8 MiB that brings 40 bytes costs kilobytes, not megabytes.
+func TestAnnouncedBodyLengthIsNotAllocated(t *testing.T) {
+	s, err := New(context.Background(), Config{Store: "memory://"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	h := s.Handler()
+	post := func() int {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{"type":"a.b","data":1}`))
+		req.ContentLength = 8 << 20
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	post() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 20
+	for range n {
+		if code := post(); code != http.StatusCreated {
+			t.Fatalf("status %d", code)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if perRequest := (after.TotalAlloc - before.TotalAlloc) / n; perRequest > 1<<20 {
+		t.Errorf("%d bytes allocated per request announcing 8 MiB, want well under 1 MiB", perRequest)
 	}
 }

@@ -56,7 +56,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	// body, and a store may keep them (memory://).
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= int64(s.cfg.MaxRequestBytes) {
-		buf.Grow(int(n) + bytes.MinRead)
+		// Room for the usual body at once; past preallocateBody the buffer
+		// grows as bytes arrive, so a large Content-Length alone holds no
+		// memory.
+		buf.Grow(int(min(n, preallocateBody)) + bytes.MinRead)
 	}
 	if err := s.readBody(w, r, &buf); err != nil {
 		return err
@@ -72,6 +75,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	writeStored(w, stored, batch)
 	return nil
 }
+
+// preallocateBody is the most of a POST /v1/events body's announced
+// length that is allocated before the bytes arrive.
+const preallocateBody = 256 << 10
 
 // Header values of the JSON answers, shared: net/http only reads them.
 var (
