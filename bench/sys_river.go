@@ -20,7 +20,7 @@ func riverSystem(env *environment) system {
 		name: "river", competing: true, replay: false,
 		smaller:    map[string]int{"publish-1": 5, "burn-down-1": 10, "burn-down-16": 5, "fan-out-4": 5, "fan-out-16": 10, "replay": 10, "failure": 5},
 		durability: "yes: each Insert/InsertMany is a transaction committed with synchronous_commit=on",
-		notes:      "riverpgxv5 on a pgxpool of 80 connections, rivermigrate in a fresh schema; FetchCooldown 1ms and FetchPollInterval 50ms (River's defaults, 100ms and 1s, cap a queue near 1,000 jobs/s); a consumer = a queue, its workers = the queue's MaxWorkers; fan-out = one job per consumer per event; a later consumer cannot see earlier jobs, so replay is a burn-down of the same number of queued jobs",
+		notes:      "riverpgxv5 on a pgxpool of 80 connections, rivermigrate in a fresh schema; FetchCooldown 1ms and FetchPollInterval 50ms (River's defaults, 100ms and 1s, cap a queue near 1,000 jobs/s); JobTimeout 20s and RescueStuckJobsAfter 30s (defaults 1 min and 1 h) so that jobs stranded by a fetch that timed out under load are rescued within the run; a consumer = a queue, its workers = the queue's MaxWorkers; fan-out = one job per consumer per event; a later consumer cannot see earlier jobs, so replay is a burn-down of the same number of queued jobs",
 		open: func(ctx context.Context) (backend, error) {
 			cfg, err := pgxpool.ParseConfig(env.pgURL)
 			if err != nil {
@@ -144,8 +144,13 @@ func (l *riverLog) consume(ctx context.Context, specs []consumerSpec) (func(cont
 		Workers:           workers,
 		FetchCooldown:     time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
-		RetryPolicy:       shortRetry{},
-		Logger:            slog.New(slog.NewTextHandler(&l.logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// A fetch that times out under load can leave the jobs it locked
+		// "running" until the rescuer frees them (after 1 hour by
+		// default), which would lose them for the length of a run.
+		JobTimeout:           20 * time.Second,
+		RescueStuckJobsAfter: 30 * time.Second,
+		RetryPolicy:          shortRetry{},
+		Logger:               slog.New(slog.NewTextHandler(&l.logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
