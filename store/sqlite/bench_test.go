@@ -45,7 +45,7 @@ func cpuTime() time.Duration {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, batch := range []int{1, 100, 1000} {
+	for _, batch := range []int{1, 64, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			ctx := context.Background()
 			s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), nil)
