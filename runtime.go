@@ -301,8 +301,11 @@ func (c *consumerRun) run() {
 // works or the runner stops.
 func (c *consumerRun) register() bool {
 	backoff := c.m.opts.PollInterval
+	// An attempt stuck on a dead connection is given up after the lease
+	// TTL (at least 2 s, at most 30 s), and the retry gets a new one.
+	attempt := min(max(c.m.opts.LeaseTTL, 2*time.Second), 30*time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), attempt)
 		start, err := c.def.opts.StartAt.checkpoint(ctx, c.m)
 		if err == nil {
 			_, err = c.st.RegisterConsumer(ctx, store.ConsumerSpec{
@@ -348,16 +351,35 @@ func (c *consumerRun) control() {
 		<-c.r.stopping
 		cancel()
 	}()
-	c.refreshLeases(ctx)
+	// A refresh that fails is tried again soon, backing off from
+	// PollInterval to the renewal period, rather than at the next tick: a
+	// member that could not claim its partitions has nothing to do until
+	// it does.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := c.m.opts.PollInterval
+	refresh := func() {
+		if c.refreshLeases(ctx) {
+			backoff = c.m.opts.PollInterval
+			retry.Stop()
+			return
+		}
+		retry.Reset(backoff) // Go 1.23+ timers: no stale tick after Reset
+		backoff = min(2*backoff, ttl/3)
+	}
+	refresh()
 	for {
 		select {
 		case <-c.r.stopping:
 			return
 		case <-leaseTicker.C:
-			c.refreshLeases(ctx)
+			refresh()
+		case <-retry.C:
+			refresh()
 		case <-flushTicker.C:
 			if errors.Is(c.flush(ctx), store.ErrLeaseLost) {
-				c.refreshLeases(ctx)
+				refresh()
 			}
 		case <-deadTicker.C:
 			c.pickUpDeadLetters(ctx)
@@ -365,9 +387,21 @@ func (c *consumerRun) control() {
 	}
 }
 
+// callContext bounds one step of the control loop or one read: a store
+// call stuck on a dead connection is given up after the lease TTL (no
+// later than the leases it could renew would expire anyway), so that the
+// next attempt, on a new connection, can renew them. ctx is the runner's.
+func (c *consumerRun) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.m.opts.LeaseTTL)
+}
+
 // refreshLeases heartbeats, renews the partitions held, claims free ones up
-// to a fair share and releases idle ones above it.
-func (c *consumerRun) refreshLeases(ctx context.Context) {
+// to a fair share and releases idle ones above it. It reports whether the
+// refresh went through; ctx is the runner's.
+func (c *consumerRun) refreshLeases(ctx context.Context) bool {
+	stop := ctx
+	ctx, cancel := c.callContext(stop)
+	defer cancel()
 	now := time.Now()
 	ttl := c.m.opts.LeaseTTL
 	expires := now.Add(ttl)
@@ -377,12 +411,12 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 		info, err = c.st.Consumer(ctx, c.name)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		if stop.Err() == nil {
 			c.logger().warn("renewing leases", err)
 		}
 		// The reader and workers drop the partitions if this goes on past
 		// the leases' expiry (checkLeaseTimeLocked).
-		return
+		return false
 	}
 	total := len(info.Partitions)
 	share := (total + max(len(members), 1) - 1) / max(len(members), 1)
@@ -431,7 +465,7 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	c.mu.Unlock()
 
 	if len(release) > 0 {
-		c.flush(ctx)
+		c.flush(stop)
 		c.mu.Lock()
 		for _, n := range release {
 			if p := c.parts[n]; p != nil {
@@ -445,10 +479,18 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	}
 	held, err := c.st.Claim(ctx, c.name, c.member, want, expires, now)
 	if err != nil {
-		if ctx.Err() == nil {
+		if stop.Err() == nil {
 			c.logger().warn("claiming partitions", err)
 		}
-		return
+		return false
+	}
+	if time.Now().After(expires) {
+		// The refresh took longer than the leases it took: they have
+		// expired already. Try again with a new expiry.
+		if stop.Err() == nil {
+			c.logger().warn("claiming partitions", errLeaseTimeout)
+		}
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -476,6 +518,7 @@ func (c *consumerRun) refreshLeases(ctx context.Context) {
 	if changed {
 		signal(c.claimed)
 	}
+	return true
 }
 
 // loseLocked forgets a partition: its unfinished items are dropped (a
@@ -524,7 +567,9 @@ func (c *consumerRun) flush(ctx context.Context) error {
 	if len(cps) == 0 {
 		return nil
 	}
-	err := c.st.SaveCheckpoints(ctx, c.name, c.member, cps)
+	callCtx, cancel := c.callContext(ctx)
+	defer cancel()
+	err := c.st.SaveCheckpoints(callCtx, c.name, c.member, cps)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger().warn("saving checkpoints", err)
@@ -575,7 +620,9 @@ func (c *consumerRun) read() {
 		var got int
 		wake := c.m.wake.wait()
 		if len(snapshot) > 0 && room {
-			events, err := c.st.Read(ctx, cursor, readBatch)
+			readCtx, cancel := c.callContext(ctx)
+			events, err := c.st.Read(readCtx, cursor, readBatch)
+			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -842,7 +889,9 @@ func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
-	dls, err := c.st.DeadLetters(ctx, c.name, store.DeadLetterQuery{RetryRequested: true, Limit: maxDeadRetry})
+	listCtx, cancel := c.callContext(ctx)
+	dls, err := c.st.DeadLetters(listCtx, c.name, store.DeadLetterQuery{RetryRequested: true, Limit: maxDeadRetry})
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger().warn("listing dead letters to retry", err)
@@ -861,7 +910,9 @@ func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
 		if !held || busy {
 			continue
 		}
-		ev, err := c.st.EventByID(ctx, dl.EventID)
+		evCtx, cancel := c.callContext(ctx)
+		ev, err := c.st.EventByID(evCtx, dl.EventID)
+		cancel()
 		if err != nil {
 			c.logger().warn("loading dead letter's event", err)
 			c.mu.Lock()

@@ -44,8 +44,11 @@ type monsterBackend struct {
 func (b *monsterBackend) close() error { return nil }
 
 func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error) {
-	opts := &monster.Options{Logger: slog.New(slog.DiscardHandler), Output: io.Discard}
 	l := &monsterLog{env: b.env}
+	opts := &monster.Options{
+		Logger: slog.New(slog.NewTextHandler(&l.logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Output: io.Discard,
+	}
 	var target string
 	if b.sqlite {
 		dir, err := os.MkdirTemp(b.env.tmp, "monster-sqlite-")
@@ -76,7 +79,10 @@ type monsterLog struct {
 	m      *monster.Monster
 	dir    string
 	schema string
+	logs   syncBuffer // the runtime's warnings and errors (a stalled consumer says why)
 }
+
+func (l *monsterLog) diagnostics() string { return l.logs.String() }
 
 func (l *monsterLog) publish(ctx context.Context, p []byte) error {
 	_, err := l.m.Log(ctx, eventType, json.RawMessage(p))

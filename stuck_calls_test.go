@@ -1,0 +1,89 @@
+package monster_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/store"
+	"github.com/gomonster/monster/store/memstore"
+)
+
+// hangingStore makes the first calls of one kind hang until their context
+// ends, as a call on a dead connection does (a database that dropped it
+// without a reset, a stuck pool checkout); the calls after it work.
+type hangingStore struct {
+	store.Store
+	heartbeats, registrations atomic.Int64 // calls left to hang
+	hung                      atomic.Int64 // calls that hung and gave up
+}
+
+func (s *hangingStore) hang(ctx context.Context, left *atomic.Int64) error {
+	if left.Add(-1) < 0 {
+		return nil
+	}
+	<-ctx.Done()
+	s.hung.Add(1)
+	return ctx.Err()
+}
+
+func (s *hangingStore) Heartbeat(ctx context.Context, c, m string, exp, now time.Time) ([]string, error) {
+	if err := s.hang(ctx, &s.heartbeats); err != nil {
+		return nil, err
+	}
+	return s.Store.Heartbeat(ctx, c, m, exp, now)
+}
+
+func (s *hangingStore) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
+	if err := s.hang(ctx, &s.registrations); err != nil {
+		return store.ConsumerInfo{}, err
+	}
+	return s.Store.RegisterConsumer(ctx, spec)
+}
+
+// runHanging runs a consumer on st and logs one event; handled reports
+// whether the consumer has handled it.
+func runHanging(t *testing.T, st *hangingStore) (handled func() bool) {
+	t.Helper()
+	o := fastOptions(&monster.Options{LeaseTTL: 300 * time.Millisecond})
+	m := monster.OpenStore(st, &o)
+	t.Cleanup(func() { _ = m.Close() })
+	var got atomic.Value
+	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
+		got.Store(e.ID)
+		return nil
+	}), nil))
+	e, err := m.Log(context.Background(), "work", 1)
+	require.NoError(t, err)
+	start(t, m)
+	return func() bool { id, _ := got.Load().(string); return id == e.ID }
+}
+
+// A lease renewal stuck on a dead connection is given up after the lease
+// TTL and tried again: the consumer claims its partitions and works. (It
+// used to wait on the call for as long as the runner ran.)
+func TestConsumerRecoversFromAHungLeaseCall(t *testing.T) {
+	t.Parallel()
+	st := &hangingStore{Store: memstore.New()}
+	t.Cleanup(func() { _ = st.Store.Close() })
+	st.heartbeats.Store(1)
+	handled := runHanging(t, st)
+	eventually(t, "the event handled after the hung heartbeat", handled)
+	require.Equal(t, int64(1), st.hung.Load())
+}
+
+// A registration stuck on a dead connection is given up after the lease TTL
+// (at least 2 s), not after 30 s, and retried.
+func TestConsumerRecoversFromAHungRegistration(t *testing.T) {
+	t.Parallel()
+	st := &hangingStore{Store: memstore.New()}
+	t.Cleanup(func() { _ = st.Store.Close() })
+	st.registrations.Store(1)
+	handled := runHanging(t, st)
+	eventually(t, "the event handled after the hung registration", handled)
+	require.Equal(t, int64(1), st.hung.Load())
+}
