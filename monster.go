@@ -63,10 +63,10 @@ type Options struct {
 
 	// LeaseTTL is how long a process's claim on a consumer partition lasts
 	// without renewal; a crashed process's partitions move to the survivors
-	// after it. Leases are renewed every LeaseTTL/3. It also bounds each
-	// store call a consumer makes (renewing, reading, saving checkpoints;
-	// registering gets at least 2s): a call stuck on a dead connection is
-	// given up and tried again. Default 10s.
+	// after it. Leases are renewed every LeaseTTL/3. It also bounds the
+	// store calls a consumer makes to renew leases and save checkpoints
+	// (registering gets at least 5s, reading at least 30s): a call stuck on
+	// a dead connection is given up and tried again. Default 10s.
 	LeaseTTL time.Duration
 
 	// CheckpointInterval is how often consumers save their progress. A

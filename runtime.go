@@ -302,8 +302,8 @@ func (c *consumerRun) run() {
 func (c *consumerRun) register() bool {
 	backoff := c.m.opts.PollInterval
 	// An attempt stuck on a dead connection is given up after the lease
-	// TTL (at least 2 s, at most 30 s), and the retry gets a new one.
-	attempt := min(max(c.m.opts.LeaseTTL, 2*time.Second), 30*time.Second)
+	// TTL (at least 5 s, at most 30 s), and the retry gets a new one.
+	attempt := min(max(c.m.opts.LeaseTTL, 5*time.Second), 30*time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), attempt)
 		start, err := c.def.opts.StartAt.checkpoint(ctx, c.m)
@@ -387,12 +387,19 @@ func (c *consumerRun) control() {
 	}
 }
 
-// callContext bounds one step of the control loop or one read: a store
-// call stuck on a dead connection is given up after the lease TTL (no
-// later than the leases it could renew would expire anyway), so that the
-// next attempt, on a new connection, can renew them. ctx is the runner's.
+// callContext bounds one step of the control loop: a store call stuck on a
+// dead connection is given up after the lease TTL (when the leases it could
+// renew would have expired anyway), so that the next attempt, on a new
+// connection, can renew them. ctx is the runner's.
 func (c *consumerRun) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.m.opts.LeaseTTL)
+}
+
+// readContext bounds a read, which holds up no lease: only a call stuck on
+// a dead connection is given up, after the lease TTL or 30 s, whichever is
+// longer; a slow store still makes progress.
+func (c *consumerRun) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(c.m.opts.LeaseTTL, 30*time.Second))
 }
 
 // refreshLeases heartbeats, renews the partitions held, claims free ones up
@@ -620,7 +627,7 @@ func (c *consumerRun) read() {
 		var got int
 		wake := c.m.wake.wait()
 		if len(snapshot) > 0 && room {
-			readCtx, cancel := c.callContext(ctx)
+			readCtx, cancel := c.readContext(ctx)
 			events, err := c.st.Read(readCtx, cursor, readBatch)
 			cancel()
 			if err != nil {
@@ -910,7 +917,7 @@ func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
 		if !held || busy {
 			continue
 		}
-		evCtx, cancel := c.callContext(ctx)
+		evCtx, cancel := c.readContext(ctx)
 		ev, err := c.st.EventByID(evCtx, dl.EventID)
 		cancel()
 		if err != nil {

@@ -77,7 +77,7 @@ func TestConsumerRecoversFromAHungLeaseCall(t *testing.T) {
 }
 
 // A registration stuck on a dead connection is given up after the lease TTL
-// (at least 2 s), not after 30 s, and retried.
+// (at least 5 s), not after 30 s, and retried.
 func TestConsumerRecoversFromAHungRegistration(t *testing.T) {
 	t.Parallel()
 	st := &hangingStore{Store: memstore.New()}
