@@ -208,10 +208,11 @@ type commitRequest struct {
 
 // maxGroupCommit caps the events in one group commit; commitYields is how
 // many times the committer yields for more callers when they are
-// concurrent.
+// concurrent; maxLinger caps how long it then waits for the rest of them.
 const (
 	maxGroupCommit = 4096
 	commitYields   = 4
+	maxLinger      = 100 * time.Microsecond
 )
 
 // commit hands events to the group committer and waits for the outcome.
@@ -247,10 +248,16 @@ func (m *Monster) commitLoop() {
 	var batch []*commitRequest
 	var events []store.NewEvent
 	concurrent := false // the last group had several callers
+	lastCallers := 0    // callers in the last group
+	var lastCommit time.Duration
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for req := range m.commits {
 		batch = append(batch[:0], req)
 		n := len(req.events)
 		yields := 0
+		var lingering <-chan time.Time
 	gather:
 		for n < maxGroupCommit {
 			select {
@@ -264,21 +271,61 @@ func (m *Monster) commitLoop() {
 				// With concurrent callers, those the last commit released
 				// are runnable and about to call again: yielding lets them
 				// join this group instead of forming the next one.
-				if !concurrent || yields == commitYields {
+				if !concurrent {
 					break gather
 				}
-				yields++
-				runtime.Gosched()
+				if yields < commitYields {
+					yields++
+					runtime.Gosched()
+					continue
+				}
+				// Fewer callers than last time: the others are still
+				// preparing their next call. Wait for them a little, up to
+				// a quarter of the last commit's time and at most
+				// maxLinger in all. With 64 callers (BenchmarkLog), groups
+				// grew from about 42 events to 55-57 on PostgreSQL and 43
+				// to 52 on SQLite; over interleaved pairs of runs on a
+				// quiet machine, +5% on PostgreSQL (5 of 7 pairs won) and
+				// +3% on SQLite (2 of 4 won, 2 even); the latency at 1,000
+				// events/s did not move.
+				if len(batch) >= lastCallers {
+					break gather
+				}
+				if lingering == nil {
+					d := min(lastCommit/4, maxLinger)
+					if d <= 0 {
+						break gather
+					}
+					linger.Reset(d) // Go 1.23+ timers: no stale tick after Stop or Reset
+					lingering = linger.C
+				}
+				select {
+				case r, ok := <-m.commits:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, r)
+					n += len(r.events)
+				case <-lingering:
+					lingering = nil
+					break gather
+				}
 			}
 		}
+		if lingering != nil {
+			linger.Stop()
+		}
 		concurrent = len(batch) > 1
+		lastCallers = len(batch)
 		events = events[:0]
 		for _, r := range batch {
 			events = append(events, r.events...)
 		}
 		// The store's Append is not cancelled by any one caller: the batch
 		// belongs to all of them.
+		began := time.Now()
 		results, err := m.store.Append(context.Background(), events)
+		lastCommit = time.Since(began)
 		if err == nil && len(results) != len(events) {
 			err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
 		}
