@@ -41,18 +41,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "diskceiling:", err)
 		os.Exit(1)
 	}
+	scratch = path
 	defer os.Remove(path)
 	defer f.Close()
 	// Like the stores' WAL, the file is preallocated and overwritten in a
 	// cycle, so a sync flushes data, not a growing file's metadata.
 	const fileSize = 8 << 20
 	if err := f.Truncate(fileSize); err != nil {
-		fmt.Fprintln(os.Stderr, "diskceiling:", err)
-		os.Exit(1)
+		fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		fmt.Fprintln(os.Stderr, "diskceiling:", err)
-		os.Exit(1)
+		fail(err)
 	}
 	fmt.Printf("%s, %d-byte records, fsync after each group\n", path, *size)
 	for _, r := range []struct {
@@ -71,6 +70,18 @@ func main() {
 		res := measure(f, fileSize, r.callers, n, *size, r.gather)
 		fmt.Printf("%-22s %9.0f records/s  %5.1f records/sync  %4.0f µs/sync\n", r.name+":", res.rate, res.perSync, res.syncMicros)
 	}
+}
+
+// scratch is the scratch file, removed on the way out.
+var scratch string
+
+// fail reports err, removes the scratch file and exits.
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "diskceiling:", err)
+	if scratch != "" {
+		os.Remove(scratch)
+	}
+	os.Exit(1)
 }
 
 type result struct {
@@ -129,8 +140,7 @@ func measure(f *os.File, fileSize int64, callers, total, size int, gather bool) 
 			if err != nil {
 				// The callers of this and later groups would wait
 				// forever: a measurement has no use for a failed disk.
-				fmt.Fprintln(os.Stderr, "diskceiling: write and sync:", err)
-				os.Exit(1)
+				fail(fmt.Errorf("write and sync: %w", err))
 			}
 			syncTime += time.Since(start)
 			syncs++
