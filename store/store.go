@@ -208,7 +208,9 @@ type Store interface {
 	// returns an error, none is stored, unless the error wraps
 	// [ErrAmbiguousCommit] (the store cannot tell). Positions are assigned by
 	// the store, increasing in slice order. The result
-	// has one entry per input event, in order.
+	// has one entry per input event, in order. An event that
+	// [ValidateNewEvents] refuses (no ID, type, time or data) fails the
+	// whole call before anything is stored.
 	Append(ctx context.Context, events []NewEvent) ([]AppendResult, error)
 
 	// Read returns up to limit committed events with position > after, in

@@ -72,6 +72,9 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 	}
 	defer s.mu.Unlock()
 	// Check first so that a bad batch stores nothing.
+	if err := store.ValidateNewEvents("memstore append", events, time.Time{}, time.Time{}); err != nil {
+		return nil, err
+	}
 	ids := map[string]bool{}
 	for _, e := range events {
 		if _, dup := s.byID[e.ID]; dup || ids[e.ID] {

@@ -196,6 +196,10 @@ func (s *Store) ensureType(ctx context.Context, coll string) error {
 	return nil
 }
 
+// The times the store accepts: BSON keeps far more, but the years 1 to 9999
+// are what RFC 3339 (the HTTP API, the command line) can write.
+var minTime, maxTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
 // Append implements store.Store. See the package documentation for how
 // it makes a batch visible all at once and in position order.
 func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
@@ -204,6 +208,9 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 	}
 	if len(events) == 0 {
 		return []store.AppendResult{}, nil
+	}
+	if err := store.ValidateNewEvents("mongodb append", events, minTime, maxTime); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, e := range events {

@@ -429,37 +429,21 @@ func (s *Store) duplicateIDError(ctx context.Context, c txConn, events []store.N
 	return errorf(store.ErrConflict, "monster: postgres append: an event ID of the batch is already stored")
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// The times PostgreSQL's timestamptz keeps, as RFC 3339 can write them.
+var minTime, maxTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 
-// validateEvents checks what the contract leaves to stores: every event
-// has an ID, type, time and data, and its text fields can be kept in
+// validateEvents checks what the contract leaves to stores
+// (store.ValidateNewEvents), and that the text fields can be kept in
 // PostgreSQL text columns (valid UTF-8 without NUL).
 func validateEvents(events []store.NewEvent) error {
-	text := func(id, field, v string) error {
-		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
-			return fmt.Errorf("monster: postgres append: event %q: %s %q is not valid UTF-8 text without NUL", id, field, v)
-		}
-		return nil
+	if err := store.ValidateNewEvents("postgres append", events, minTime, maxTime); err != nil {
+		return err
 	}
 	for i := range events {
 		e := &events[i]
-		switch {
-		case e.ID == "":
-			return fmt.Errorf("monster: postgres append: event %d has no ID", i)
-		case e.Type == "":
-			return fmt.Errorf("monster: postgres append: event %q has no type", e.ID)
-		case strings.ContainsFunc(e.Type, isControl):
-			return fmt.Errorf("monster: postgres append: event %q: type %q contains a control character", e.ID, e.Type)
-		case e.Time.IsZero():
-			return fmt.Errorf("monster: postgres append: event %q has no time", e.ID)
-		case e.Time.Year() < 1 || e.Time.Year() > 9999:
-			return fmt.Errorf("monster: postgres append: event %q: time %v is outside the years 1 to 9999", e.ID, e.Time)
-		case len(e.Data) == 0:
-			return fmt.Errorf("monster: postgres append: event %q has no data", e.ID)
-		}
 		for _, f := range [...]struct{ name, v string }{{"ID", e.ID}, {"type", e.Type}, {"key", e.Key}, {"idempotency key", e.IdempotencyKey}} {
-			if err := text(e.ID, f.name, f.v); err != nil {
-				return err
+			if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+				return fmt.Errorf("monster: postgres append: event %q: %s %q is not valid UTF-8 text without NUL", e.ID, f.name, f.v)
 			}
 		}
 	}

@@ -106,27 +106,8 @@ func appendedBytes(results []store.AppendResult) int64 {
 // Times are stored as Unix nanoseconds in an int64.
 var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
 func validateEvents(events []store.NewEvent) error {
-	for i := range events {
-		e := &events[i]
-		switch {
-		case e.ID == "":
-			return fmt.Errorf("monster: sqlite append: event %d has no ID", i)
-		case e.Type == "":
-			return fmt.Errorf("monster: sqlite append: event %q has no type", e.ID)
-		case strings.ContainsFunc(e.Type, isControl):
-			return fmt.Errorf("monster: sqlite append: event %q: type %q contains a control character", e.ID, e.Type)
-		case e.Time.IsZero():
-			return fmt.Errorf("monster: sqlite append: event %q has no time", e.ID)
-		case e.Time.Before(minTime) || e.Time.After(maxTime):
-			return fmt.Errorf("monster: sqlite append: event %q: time %v is outside the years 1678 to 2262 that the store can keep", e.ID, e.Time)
-		case len(e.Data) == 0:
-			return fmt.Errorf("monster: sqlite append: event %q has no data", e.ID)
-		}
-	}
-	return nil
+	return store.ValidateNewEvents("sqlite append", events, minTime, maxTime)
 }
 
 // appendIn does the work of Append inside tx. The transaction holds the

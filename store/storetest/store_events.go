@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,6 +49,37 @@ func testAppendAndReadEveryField(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	requireSameJSON(t, []byte(`{"user":"gordon","quantity":2,"tags":["a","b"],"price":19.99}`), again.Data, "data after the caller reused its buffer")
 	requireSameJSON(t, []byte(`{"source":"web","request":"r-1"}`), again.Meta, "meta after the caller reused its buffer")
+}
+
+// Append refuses, with a "monster: " error naming the problem, an event
+// without an ID, a type (or with a control character in it), a time or
+// data, whoever calls it (the runtime never sends one; a tool or another
+// language's client might), and stores nothing of the batch.
+func testAppendRejectsIncompleteEvents(t *testing.T, b *bundle) {
+	ctx, s := b.ctx, b.open()
+	before := mustAppend(t, ctx, s, newEvent("good.event", "1"))
+	for _, tc := range []struct {
+		name  string
+		spoil func(e *store.NewEvent)
+		text  string
+	}{
+		{"no ID", func(e *store.NewEvent) { e.ID = "" }, "has no ID"},
+		{"no type", func(e *store.NewEvent) { e.Type = "" }, "has no type"},
+		{"control character in the type", func(e *store.NewEvent) { e.Type = "bad\ntype" }, "control character"},
+		{"no time", func(e *store.NewEvent) { e.Time = time.Time{} }, "has no time"},
+		{"no data", func(e *store.NewEvent) { e.Data = nil }, "has no data"},
+	} {
+		bad := newEvent("bad.event", "2")
+		tc.spoil(&bad)
+		_, err := s.Append(ctx, []store.NewEvent{newEvent("good.event", "3"), bad})
+		require.Error(t, err, tc.name)
+		require.True(t, strings.HasPrefix(err.Error(), "monster: "), "%s: %q must start with \"monster: \"", tc.name, err.Error())
+		require.Contains(t, err.Error(), tc.text, tc.name)
+	}
+	after, err := s.Read(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, after, len(before), "a refused batch stored nothing")
+	requireSameEvent(t, before[0], after[0])
 }
 
 // Positions are positive and strictly increase in slice order and across

@@ -111,6 +111,7 @@ func groups() []group {
 			{"AppendAndReadEveryField", testAppendAndReadEveryField},
 			{"PositionsIncrease", testPositionsIncrease},
 			{"AppendIsAllOrNothing", testAppendIsAllOrNothing},
+			{"AppendRejectsIncompleteEvents", testAppendRejectsIncompleteEvents},
 			{"ReadAfterAndLimit", testReadAfterAndLimit},
 			{"ReadNeverSkips", testReadNeverSkips},
 			{"EventByID", testEventByID},

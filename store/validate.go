@@ -1,0 +1,39 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ValidateNewEvents checks what every store asks of the events given to
+// Append, before it stores any of them: each has an ID, a type without
+// control characters, a time and data; and, unless earliest and latest are
+// both zero, a time between them (the times the store can keep). op names
+// the store and the operation in the messages, as in "sqlite append". The
+// runtime checks more (type names, JSON, sizes) before it calls Append;
+// this is what a store must not rely on callers for.
+func ValidateNewEvents(op string, events []NewEvent, earliest, latest time.Time) error {
+	bounded := !earliest.IsZero() || !latest.IsZero()
+	for i := range events {
+		e := &events[i]
+		switch {
+		case e.ID == "":
+			return fmt.Errorf("monster: %s: event %d has no ID", op, i)
+		case e.Type == "":
+			return fmt.Errorf("monster: %s: event %q has no type", op, e.ID)
+		case strings.ContainsFunc(e.Type, isControl):
+			return fmt.Errorf("monster: %s: event %q: type %q contains a control character", op, e.ID, e.Type)
+		case e.Time.IsZero():
+			return fmt.Errorf("monster: %s: event %q has no time", op, e.ID)
+		case bounded && (e.Time.Before(earliest) || e.Time.After(latest)):
+			return fmt.Errorf("monster: %s: event %q: time %v is outside the years %d to %d that the store can keep",
+				op, e.ID, e.Time, earliest.Year(), latest.Year())
+		case len(e.Data) == 0:
+			return fmt.Errorf("monster: %s: event %q has no data", op, e.ID)
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
