@@ -250,12 +250,10 @@ func (m *Monster) commitLoop() {
 	defer m.committers.Done()
 	var batch []*commitRequest
 	var events []store.NewEvent
-	concurrent := false // the last group had several callers
-	lastCallers := 0    // callers in the last group
+	lastCallers := 0 // callers in the last group
 	var lastCommit time.Duration
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	defer linger.Stop()
 	for req := range m.commits {
 		batch = append(batch[:0], req)
 		n := len(req.events)
@@ -274,7 +272,7 @@ func (m *Monster) commitLoop() {
 				// With concurrent callers, those the last commit released
 				// are runnable and about to call again: yielding lets them
 				// join this group instead of forming the next one.
-				if !concurrent {
+				if lastCallers < 2 {
 					break gather
 				}
 				if yields < commitYields {
@@ -310,15 +308,11 @@ func (m *Monster) commitLoop() {
 					batch = append(batch, r)
 					n += len(r.events)
 				case <-lingering:
-					lingering = nil
 					break gather
 				}
 			}
 		}
-		if lingering != nil {
-			linger.Stop()
-		}
-		concurrent = len(batch) > 1
+		linger.Stop() // Go 1.23+ timers: harmless when it fired or never ran
 		lastCallers = len(batch)
 		events = events[:0]
 		for _, r := range batch {
