@@ -2,6 +2,7 @@ package monster_test
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,4 +87,47 @@ func TestConsumerRecoversFromAHungRegistration(t *testing.T) {
 	handled := runHanging(t, st)
 	eventually(t, "the event handled after the hung registration", handled)
 	require.Equal(t, int64(1), st.hung.Load())
+}
+
+// slowClaimStore answers its first Claim only after the leases it grants
+// have expired, as a store that is merely very slow does.
+type slowClaimStore struct {
+	store.Store
+	delay time.Duration
+	slow  atomic.Bool
+}
+
+func (s *slowClaimStore) Claim(ctx context.Context, c, m string, p []int, exp, now time.Time) ([]store.PartitionInfo, error) {
+	if s.slow.CompareAndSwap(true, false) {
+		time.Sleep(s.delay) // the store's slowness, not the test's synchronisation
+		return s.Store.Claim(context.WithoutCancel(ctx), c, m, p, exp, now)
+	}
+	return s.Store.Claim(ctx, c, m, p, exp, now)
+}
+
+// A renewal that comes back after the leases it took have expired is
+// recognised as late and made again, instead of being installed (and then
+// dropped by the reader, whose lease-time check keeps it from working on
+// them); the consumer then works.
+func TestClaimAnsweredAfterItsLeasesExpiredIsNotUsed(t *testing.T) {
+	t.Parallel()
+	const ttl = 300 * time.Millisecond
+	st := &slowClaimStore{Store: memstore.New(), delay: ttl + 100*time.Millisecond}
+	t.Cleanup(func() { _ = st.Store.Close() })
+	st.slow.Store(true)
+	var logged logBuffer
+	o := fastOptions(&monster.Options{LeaseTTL: ttl, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	m := monster.OpenStore(st, &o)
+	t.Cleanup(func() { _ = m.Close() })
+	var got atomic.Int64
+	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
+		got.Add(1)
+		return nil
+	}), nil))
+	_, err := m.Log(context.Background(), "work", 1)
+	require.NoError(t, err)
+	start(t, m)
+	eventually(t, "the event handled after the late claim", func() bool { return got.Load() == 1 })
+	require.Contains(t, logged.String(), "lease renewal did not complete within the lease TTL")
+	require.NotContains(t, logged.String(), "pausing", "partitions with lapsed leases were installed")
 }
