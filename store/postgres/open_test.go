@@ -140,3 +140,56 @@ func TestBadOptions(t *testing.T) {
 		require.Contains(t, err.Error(), tc.want)
 	}
 }
+
+// Open makes WarmConns connections ready (4 by default, at most
+// MaxConns), with Log's and the consumers' read statements prepared on
+// each: the first events after Open wait for no new connection.
+func TestOpenWarmsConnections(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	schema := newSchema(t)
+	url := requireServer(t)
+	for _, tc := range []struct {
+		url  string
+		opts postgres.Options
+		want int32
+	}{
+		{url, postgres.Options{MaxConns: 8}, 4},
+		{url, postgres.Options{MaxConns: 3}, 3},
+		{url, postgres.Options{MaxConns: 4, WarmConns: 2}, 2},
+		{url, postgres.Options{MaxConns: 2, WarmConns: 5}, 2},
+		{url, postgres.Options{MaxConns: 4, WarmConns: -1}, 1}, // none warmed: the one Open used
+	} {
+		tc.opts.Schema = schema
+		s := openStoreAt(t, tc.url, &tc.opts)
+		pool := s.Pool()
+		require.Equal(t, tc.want, pool.Stat().TotalConns(), "connections open after Open, %+v", tc.opts)
+		require.Equal(t, tc.want, pool.Stat().IdleConns(), "connections idle after Open, %+v", tc.opts)
+
+		// Every connection has the statements prepared: take them all.
+		conns := pool.AcquireAllIdle(ctx)
+		prepared := make([]string, len(conns))
+		for i, conn := range conns {
+			rows, err := conn.Query(ctx, `SELECT statement FROM pg_prepared_statements WHERE NOT from_sql`)
+			if err == nil {
+				var statements []string
+				statements, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				prepared[i] = strings.Join(statements, "\n")
+			}
+			conn.Release()
+			require.NoError(t, err)
+		}
+		require.Len(t, conns, int(tc.want))
+		events := pgx.Identifier{schema}.Sanitize() + ".events"
+		for _, all := range prepared {
+			if tc.opts.WarmConns < 0 {
+				require.NotContains(t, all, "INSERT INTO "+events, "nothing prepared without warming")
+				continue
+			}
+			require.Contains(t, all, "lock_for_append(", "the append lock's statement")
+			require.Contains(t, all, "INSERT INTO "+events, "the insert's statement")
+			require.Contains(t, all, "FROM "+events+" WHERE position > $1 ORDER BY position", "the read's statement")
+		}
+		require.NoError(t, s.Close())
+	}
+}
