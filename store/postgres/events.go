@@ -91,16 +91,17 @@ func scanEvent(row rowScanner) (store.Event, error) {
 	return e, nil
 }
 
-// collectEvents reads rows of eventColumns and closes them.
-func collectEvents(rows pgx.Rows, capacity int) ([]store.Event, error) {
+// collectEvents reads rows of eventColumns, at most limit of them (0:
+// unknown), and closes them.
+func collectEvents(rows pgx.Rows, limit int) ([]store.Event, error) {
 	defer rows.Close()
-	events := make([]store.Event, 0, capacity)
+	events := []store.Event{}
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, err
 		}
-		events = append(events, e)
+		events = append(store.GrowEvents(events, limit), e)
 	}
 	return events, rows.Err()
 }
@@ -473,7 +474,7 @@ func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event
 		if err != nil {
 			return err
 		}
-		events, err = collectEvents(rows, min(limit, 1024))
+		events, err = collectEvents(rows, limit)
 		return err
 	})
 	if err != nil {

@@ -77,7 +77,7 @@ func readEvents(ctx context.Context, dc any, after int64, limit int) ([]store.Ev
 		return nil, err
 	}
 	defer rows.Close()
-	var events []store.Event // allocated at the first row: tailing often finds none
+	var events []store.Event
 	row := make([]driver.Value, 7)
 	for {
 		err := rows.Next(row)
@@ -94,10 +94,7 @@ func readEvents(ctx context.Context, dc any, after int64, limit int) ([]store.Ev
 		if err != nil {
 			return nil, err
 		}
-		if events == nil {
-			events = make([]store.Event, 0, min(limit, 1024))
-		}
-		events = append(events, e)
+		events = append(store.GrowEvents(events, limit), e)
 	}
 }
 
