@@ -142,8 +142,9 @@ func TestBadOptions(t *testing.T) {
 }
 
 // Open makes WarmConns connections ready (4 by default, at most
-// MaxConns), with Log's and the consumers' read statements prepared on
-// each: the first events after Open wait for no new connection.
+// MaxConns), each having run the consumers' read (so it is in pgx's
+// statement cache): the first events after Open wait for no new
+// connection.
 func TestOpenWarmsConnections(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -166,7 +167,7 @@ func TestOpenWarmsConnections(t *testing.T) {
 		require.Equal(t, tc.want, pool.Stat().TotalConns(), "connections open after Open, %+v", tc.opts)
 		require.Equal(t, tc.want, pool.Stat().IdleConns(), "connections idle after Open, %+v", tc.opts)
 
-		// Every connection has the statements prepared: take them all.
+		// Every connection has run the read: take them all.
 		conns := pool.AcquireAllIdle(ctx)
 		prepared := make([]string, len(conns))
 		for i, conn := range conns {
@@ -182,13 +183,12 @@ func TestOpenWarmsConnections(t *testing.T) {
 		require.Len(t, conns, int(tc.want))
 		events := pgx.Identifier{schema}.Sanitize() + ".events"
 		for _, all := range prepared {
+			read := "FROM " + events + " WHERE position > $1 ORDER BY position"
 			if tc.opts.WarmConns < 0 {
-				require.NotContains(t, all, "INSERT INTO "+events, "nothing prepared without warming")
+				require.NotContains(t, all, read, "nothing run without warming")
 				continue
 			}
-			require.Contains(t, all, "lock_for_append(", "the append lock's statement")
-			require.Contains(t, all, "INSERT INTO "+events, "the insert's statement")
-			require.Contains(t, all, "FROM "+events+" WHERE position > $1 ORDER BY position", "the read's statement")
+			require.Contains(t, all, read, "the read's statement, in pgx's statement cache")
 		}
 		require.NoError(t, s.Close())
 	}
