@@ -58,11 +58,10 @@ type Options struct {
 	// Without them, the first events after Open waited for new
 	// connections (a server process to start and fill its caches): 35-55
 	// ms for the first events logged and handled at 1,000 events/s here,
-	// against a p99 of about 5 ms once they were made in Open. They stay
-	// in the pool as any connection does (pgx closes one idle for 30
-	// minutes or open for an hour). Default: 4, at most MaxConns: the
-	// group committer, and a consumer's reader and its control loop.
-	// Negative: none.
+	// where the whole run's p99 is now about 5 ms. They stay in the pool
+	// as any connection does (pgx closes one idle for 30 minutes or open
+	// for an hour). Default: 4, at most MaxConns: the group committer, and
+	// a consumer's reader and its control loop. Negative: none.
 	WarmConns int32
 	// AppendLockTimeout is how long an append waits for the store's append
 	// lock, held by another transaction that is appending until it ends,
