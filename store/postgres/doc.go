@@ -131,6 +131,10 @@
 // dropped silently. An Append whose connection is lost after the COMMIT was
 // sent returns an error wrapping [store.ErrAmbiguousCommit].
 //
+// Open makes [Options.WarmConns] connections (4 by default) before it
+// returns, so that the first events logged and consumed after it do not
+// wait for the server to start new backends.
+//
 // # Wake-ups
 //
 // Each append queues a NOTIFY on the channel "monster.<schema>", which the
