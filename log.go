@@ -261,13 +261,12 @@ func (m *Monster) commitLoop() {
 		var lingering <-chan time.Time
 	gather:
 		for n < maxGroupCommit {
+			var (
+				r  *commitRequest
+				ok bool
+			)
 			select {
-			case r, ok := <-m.commits:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-				n += len(r.events)
+			case r, ok = <-m.commits:
 			default:
 				// With concurrent callers, those the last commit released
 				// are runnable and about to call again: yielding lets them
@@ -301,16 +300,16 @@ func (m *Monster) commitLoop() {
 					lingering = linger.C
 				}
 				select {
-				case r, ok := <-m.commits:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, r)
-					n += len(r.events)
+				case r, ok = <-m.commits:
 				case <-lingering:
 					break gather
 				}
 			}
+			if !ok {
+				break gather
+			}
+			batch = append(batch, r)
+			n += len(r.events)
 		}
 		linger.Stop() // Go 1.23+ timers: harmless when it fired or never ran
 		lastCallers = len(batch)
