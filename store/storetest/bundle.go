@@ -197,13 +197,20 @@ func (b *bundle) consume(m *monster.Monster, name string, h monster.Handler, o *
 }
 
 // eventually waits until cond holds, polling, and fails the test after
-// waitTimeout. It is the only way the suite waits.
+// waitTimeout. It (or eventuallyWithin) is the only way the suite waits.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	eventuallyWithin(t, waitTimeout, what, cond)
+}
+
+// eventuallyWithin is eventually with a deadline of its own, for waits
+// that include a store reconnecting after an outage.
+func eventuallyWithin(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("storetest: timed out after %v waiting for %s", waitTimeout, what)
+			t.Fatalf("storetest: timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -112,15 +112,11 @@ func RunOutage(t *testing.T, o Outage) {
 		}
 		return true
 	}
+	// The driver's reconnection after the outage can take longer than
+	// waitTimeout.
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("storetest: timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		eventuallyWithin(t, 60*time.Second, what, cond)
 	}
 
 	logSome(20)
