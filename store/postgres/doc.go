@@ -29,12 +29,17 @@
 // not at [SchemaVersion] with [ErrNeedsMigration], and an operator runs
 // Migrate (monster migrate) with a role allowed to change the schema.
 //
-// Version 1 has these tables (an empty key, metadata or idempotency key is
+// Version 2 has these tables (an empty key, metadata or idempotency key is
 // NULL; times are timestamptz, to the microsecond):
 //
 //	events             position bigint PRIMARY KEY, id text UNIQUE, type, time, key,
 //	                   data bytea, meta bytea, idem text (unique where not NULL)
-//	type_counts        type, count: events per type, kept by every append
+//	type_totals        type, count: events per type up to totals_through
+//	totals_through     position: one row; the events after it are counted when
+//	                   asked, and folded into type_totals in the background
+//	type_counts        version 1's events per type, kept by every append; no
+//	                   longer used (version 1 processes still running during
+//	                   an upgrade write it)
 //	consumers          name, types text[], partitions, created
 //	partitions         consumer, partition, checkpoint, owner, lease_expires,
 //	                   failures, in_flight, epoch

@@ -155,6 +155,7 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 	})
 	switch {
 	case err == nil:
+		s.appended(len(events))
 		return results, nil
 	case errors.Is(err, errDuplicateID):
 		return nil, s.duplicateIDError(ctx, nil, events)
@@ -217,6 +218,7 @@ func (s *Store) appendInCallerTx(ctx context.Context, c txConn, events []store.N
 	if err := c.exec(ctx, "RELEASE SAVEPOINT monster_append"); err != nil {
 		return nil, opError(ctx, op, err)
 	}
+	s.appended(len(events))
 	return results, nil
 }
 
@@ -557,54 +559,4 @@ func (s *Store) PositionBefore(ctx context.Context, t time.Time) (int64, error) 
 		return 0, opError(ctx, op, err)
 	}
 	return pos, nil
-}
-
-// CountByType returns the number of events of each type with position >
-// after. For after == 0 it reads the type_counts table kept by every
-// append; otherwise it counts the shorter side of after, in one snapshot.
-func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64, error) {
-	counts := make(map[string]int64)
-	err := s.readTx(ctx, "count by type", func(tx pgx.Tx) error {
-		add := func(sign int64, query string, args ...any) error {
-			rows, err := tx.Query(ctx, schemaSQL(s.schema, query), args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var t string
-				var n int64
-				if err := rows.Scan(&t, &n); err != nil {
-					return err
-				}
-				counts[t] += sign * n
-			}
-			return rows.Err()
-		}
-		var head int64
-		if after > 0 {
-			if err := tx.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
-				return err
-			}
-		}
-		if after <= 0 || after < head/2 {
-			if err := add(1, `SELECT type, count FROM S.type_counts`); err != nil {
-				return err
-			}
-			if after > 0 {
-				return add(-1, `SELECT type, count(*) FROM S.events WHERE position <= $1 GROUP BY type`, after)
-			}
-			return nil
-		}
-		return add(1, `SELECT type, count(*) FROM S.events WHERE position > $1 GROUP BY type`, after)
-	})
-	if err != nil {
-		return nil, err
-	}
-	for t, n := range counts {
-		if n == 0 {
-			delete(counts, t)
-		}
-	}
-	return counts, nil
 }

@@ -98,6 +98,30 @@ BEGIN
 END
 $$;
 `},
+	{2, "type counts folded in the background, not kept by every append", `
+-- type_totals counts the events up to totals_through's position; the
+-- events after it are counted when asked (see counts.go). Both start from
+-- version 1's type_counts, read in one statement (one snapshot), in which
+-- type_counts counts exactly the visible events. type_counts stays, no
+-- longer read: processes still running version 1 during an upgrade keep
+-- writing it and keep working.
+CREATE TABLE S.type_totals (
+	type  text PRIMARY KEY,
+	count bigint NOT NULL
+);
+
+CREATE TABLE S.totals_through (
+	one      boolean PRIMARY KEY DEFAULT true CHECK (one),
+	position bigint NOT NULL
+);
+
+WITH copied AS (
+	INSERT INTO S.type_totals (type, count) SELECT type, count FROM S.type_counts WHERE count <> 0
+)
+INSERT INTO S.totals_through (position) SELECT coalesce(max(position), 0) FROM S.events;
+
+COMMENT ON TABLE S.type_counts IS 'Not used since schema version 2 (see type_totals); kept for version 1 processes during an upgrade.';
+`},
 }
 
 // SchemaVersion is the schema version this build of the package writes and

@@ -119,6 +119,15 @@ type Store struct {
 	sql      queries
 	listener *listener
 	closed   atomic.Bool
+
+	// Background folds of the type counts (counts.go).
+	foldAfter int64        // foldEvery, but for tests
+	unfolded  atomic.Int64 // events appended since the last fold began
+	folding   atomic.Bool  // a fold is running
+	bgMu      sync.Mutex   // orders starting a fold against Close
+	bg        sync.WaitGroup
+	bgCtx     context.Context
+	bgStop    context.CancelFunc
 }
 
 var (
@@ -194,6 +203,8 @@ func Open(ctx context.Context, connString string, opts *Options) (*Store, error)
 		}
 		return nil, opError(ctx, "open "+where, err)
 	}
+	s.foldAfter = foldEvery
+	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
 	s.warm(ctx, int(warm))
 	s.db = stdlib.OpenDBFromPool(pool)
 	s.listener = newListener(s, cfg.ConnConfig.Copy())
@@ -292,6 +303,10 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return errClosed("close")
 	}
+	s.bgMu.Lock() // no fold starts after this
+	s.bgMu.Unlock()
+	s.bgStop()
+	s.bg.Wait()
 	s.listener.close()
 	s.db.Close()
 	s.pool.Close()

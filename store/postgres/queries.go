@@ -19,10 +19,9 @@ func newQueries(schema string) queries {
 		// puts the caller's lock_timeout back.
 		lock: schemaSQL(schema, `SELECT S.lock_for_append($1, $2)`),
 		idem: schemaSQL(schema, `SELECT `+eventColumns+` FROM S.events WHERE idem = ANY($1::text[])`),
-		// insert allocates len($2) consecutive positions from the sequence
+		// insert allocates len($1) consecutive positions from the sequence
 		// (under the append lock no one else draws from it), inserts the
-		// rows in slice order, adds them to type_counts, queues a
-		// notification (sent by the server if and when the transaction
+		// rows in slice order, queues a notification (sent by the server if and when the transaction
 		// commits), and returns the last position.
 		insert: schemaSQL(schema, `
 WITH p AS (
@@ -32,11 +31,6 @@ WITH p AS (
 	SELECT p.last - cardinality($1::text[]) + u.n, u.id, u.type, u.time, nullif(u.key, ''), u.data, u.meta, nullif(u.idem, '')
 	FROM p, unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])
 		WITH ORDINALITY AS u (id, type, time, key, data, meta, idem, n)
-	RETURNING type
-), counted AS (
-	INSERT INTO S.type_counts AS c (type, count)
-	SELECT type, count(*) FROM ins GROUP BY type
-	ON CONFLICT (type) DO UPDATE SET count = c.count + excluded.count
 )
 SELECT p.last FROM p, LATERAL (SELECT pg_notify($8, p.last::text)) AS n`),
 		read:      schemaSQL(schema, `SELECT `+eventColumns+` FROM S.events WHERE position > $1 ORDER BY position LIMIT $2`),
