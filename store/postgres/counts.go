@@ -76,9 +76,9 @@ func (s *Store) fold(ctx context.Context) error {
 // noJIT turns PostgreSQL's JIT compilation off for the rest of tx. The
 // planner, without statistics on a table that autovacuum has not analyzed
 // yet, can estimate a count over the tail above jit_above_cost; compiling
-// it then took a second of CPU, a third of a 2-core machine during a
-// BenchmarkLog run, taken from the appends, to count 50,000 rows that
-// take milliseconds without it.
+// it then took about a second of CPU (a fifth of the two cores over a
+// 150,000-event BenchmarkLog run, by perf), taken from the appends, to
+// count 50,000 rows that take milliseconds without it.
 func noJIT(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, "SET LOCAL jit = off")
 	return err
