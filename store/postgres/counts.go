@@ -116,9 +116,14 @@ func (s *Store) startFold() {
 // foldEvery); otherwise it counts the shorter side of after, in one
 // snapshot.
 func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64, error) {
-	counts := make(map[string]int64)
-	var tail int64
+	var (
+		counts map[string]int64
+		tail   int64
+	)
 	err := s.readTx(ctx, "count by type", func(tx pgx.Tx) error {
+		// From nothing on each try: readTx tries again on a new connection
+		// when one is lost.
+		counts, tail = make(map[string]int64), 0
 		// add adds the counts of query's rows (type, count), and of the
 		// tail's when withTail (a third column).
 		add := func(sign int64, withTail bool, query string, args ...any) error {
