@@ -27,20 +27,27 @@ func mixedEvents(n int, types []string, want map[string]int64) []store.NewEvent 
 	return out
 }
 
-// requireCounts checks CountByType(after) against a count of the events
-// table itself.
-func requireCounts(t *testing.T, s *postgres.Store, after int64) {
+// queryCounts runs query, whose rows are (type, count), on s's pool.
+func queryCounts(t *testing.T, s *postgres.Store, query string, args ...any) map[string]int64 {
 	t.Helper()
-	want := map[string]int64{}
-	rows, err := s.Pool().Query(t.Context(), "SELECT type, count(*) FROM "+s.Schema()+".events WHERE position > $1 GROUP BY type", after)
+	counts := map[string]int64{}
+	rows, err := s.Pool().Query(t.Context(), query, args...)
 	require.NoError(t, err)
 	for rows.Next() {
 		var typ string
 		var n int64
 		require.NoError(t, rows.Scan(&typ, &n))
-		want[typ] = n
+		counts[typ] = n
 	}
 	require.NoError(t, rows.Err())
+	return counts
+}
+
+// requireCounts checks CountByType(after) against a count of the events
+// table itself.
+func requireCounts(t *testing.T, s *postgres.Store, after int64) {
+	t.Helper()
+	want := queryCounts(t, s, "SELECT type, count(*) FROM "+s.Schema()+".events WHERE position > $1 GROUP BY type", after)
 	got, err := s.CountByType(t.Context(), after)
 	require.NoError(t, err)
 	require.Equal(t, want, got, "CountByType(%d)", after)
@@ -148,16 +155,7 @@ func TestTypeCountsFoldConcurrently(t *testing.T) {
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Equal(t, head, through(t, s))
-	totals := map[string]int64{}
-	rows, err := s.Pool().Query(ctx, "SELECT type, count FROM "+schema+".type_totals")
-	require.NoError(t, err)
-	for rows.Next() {
-		var typ string
-		var n int64
-		require.NoError(t, rows.Scan(&typ, &n))
-		totals[typ] = n
-	}
-	require.NoError(t, rows.Err())
+	totals := queryCounts(t, s, "SELECT type, count FROM "+schema+".type_totals")
 	require.Equal(t, want, totals, "the totals alone, the tail being empty")
 }
 
