@@ -21,8 +21,9 @@ func newQueries(schema string) queries {
 		idem: schemaSQL(schema, `SELECT `+eventColumns+` FROM S.events WHERE idem = ANY($1::text[])`),
 		// insert allocates len($1) consecutive positions from the sequence
 		// (under the append lock no one else draws from it), inserts the
-		// rows in slice order, queues a notification (sent by the server if and when the transaction
-		// commits), and returns the last position.
+		// rows in slice order, queues a notification (sent by the server
+		// if and when the transaction commits), and returns the last
+		// position. (Counts per type are not kept here: counts.go.)
 		insert: schemaSQL(schema, `
 WITH p AS (
 	SELECT setval('S.positions', nextval('S.positions') + cardinality($1::text[]) - 1) AS last
