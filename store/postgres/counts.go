@@ -87,21 +87,22 @@ func noJIT(ctx context.Context, tx pgx.Tx) error {
 // appended counts n events appended through this store, and starts a
 // background fold after every foldEvery of them, unless one is running.
 func (s *Store) appended(n int) {
-	if s.unfolded.Add(int64(n)) < s.foldAfter || !s.folding.CompareAndSwap(false, true) {
-		return
+	if s.unfolded.Add(int64(n)) >= s.foldAfter && s.startFold() {
+		s.unfolded.Store(0)
 	}
-	s.unfolded.Store(0)
-	s.startFold()
 }
 
-// startFold runs a fold in the background; s.folding is set. Close waits
-// for it.
-func (s *Store) startFold() {
+// startFold runs a fold in the background unless one is running or the
+// store is closed, and reports whether it started one. Close waits for it.
+func (s *Store) startFold() bool {
+	if !s.folding.CompareAndSwap(false, true) {
+		return false
+	}
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if s.closed.Load() {
 		s.folding.Store(false)
-		return
+		return false
 	}
 	s.bg.Go(func() {
 		defer s.folding.Store(false)
@@ -109,6 +110,7 @@ func (s *Store) startFold() {
 		// next one (or CountByType) does the work.
 		_ = s.fold(s.bgCtx)
 	})
+	return true
 }
 
 // CountByType returns the number of events of each type with position >
@@ -170,7 +172,7 @@ func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64,
 	if err != nil {
 		return nil, err
 	}
-	if tail > s.foldAfter && s.folding.CompareAndSwap(false, true) {
+	if tail > s.foldAfter {
 		s.startFold()
 	}
 	for t, n := range counts {
