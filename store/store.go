@@ -32,7 +32,40 @@
 // holds, and [ErrConflict] for a request that contradicts stored state (a
 // consumer re-registered with a different partition count). Any other
 // error means the store could not do the work; the caller may retry.
-// Messages start with "monster: ".
+// Messages start with "monster: ", and name the store and the operation;
+// [Errorf], [OpError] and [ClosedError] word them the same way for every
+// store, and [ValidateNewEvents] and [ValidateConsumerSpec] make the checks
+// every store must make before it writes.
+//
+// # Optional capabilities
+//
+// What a store can do beyond [Store] it says by implementing an optional
+// interface, found with a type assertion, as database/sql/driver does:
+// [SQLTxAppender] (appends inside the application's own SQL transaction)
+// and [Notifier] (wake-ups when other processes append). A store that wraps
+// another returns [Wrap](wrapper, inner), which keeps the inner store's
+// capabilities visible. The conformance suite (package storetest) tests
+// each capability a store implements; what a store cannot do at all
+// (persist across Close, be shared by processes) its test harness declares.
+//
+// # Stability
+//
+// This contract is for store authors, inside and outside this module, and
+// it will grow: the NATS JetStream store and history queries are being
+// added. The rules:
+//
+//   - A call's parameter struct may gain fields. A new field's zero value
+//     always means what the call meant before, so a store that ignores it
+//     stays correct.
+//   - A new capability arrives as a new optional interface, never as a new
+//     method of [Store].
+//   - A new required method of [Store], or a changed meaning of an existing
+//     one, happens only at a new minor version of this module (v0.x) and is
+//     listed under "Store contract" in the release notes; the conformance
+//     suite gains tests for it at the same time, so a store that still
+//     passes package storetest of the new version keeps every promise.
+//   - The conformance suite may gain tests at any release: run it in your
+//     CI against the version you depend on.
 package store
 
 import (
@@ -178,6 +211,8 @@ type DeadLetter struct {
 
 // DeadLetterQuery selects dead letters.
 type DeadLetterQuery struct {
+	// Consumer is the consumer whose dead letters are listed.
+	Consumer string
 	// AfterPosition returns only dead letters of events after this position.
 	AfterPosition int64
 	// Limit caps the number returned; 0 means no limit.
@@ -186,23 +221,84 @@ type DeadLetterQuery struct {
 	RetryRequested bool
 }
 
-// Features lists what a store can do; the conformance suite skips the
-// tests of what it cannot.
-type Features struct {
-	// SharedAcrossProcesses: several processes may open the same store.
-	SharedAcrossProcesses bool
-	// Persistent: events survive Close and a new Open.
-	Persistent bool
-	// SQLTx: the store implements [SQLTxAppender].
-	SQLTx bool
+// ReadParams selects the events [Store.Read] returns.
+type ReadParams struct {
+	// After: only events with a position greater than After.
+	After int64
+	// Limit caps the number of events returned; it is always positive.
+	Limit int
+}
+
+// HeartbeatParams is a member's sign of life in a consumer group.
+type HeartbeatParams struct {
+	Consumer string
+	Member   string
+	// Expires is when the member counts as gone if it does not beat again.
+	Expires time.Time
+	// Now is the caller's clock: members whose heartbeat expired before it
+	// are forgotten.
+	Now time.Time
+}
+
+// LeaveParams names a member that leaves a consumer group.
+type LeaveParams struct {
+	Consumer string
+	Member   string
+}
+
+// ClaimParams asks for leases on partitions of a consumer.
+type ClaimParams struct {
+	Consumer string
+	Member   string
+	// Partitions are the partitions the member wants; its own that are not
+	// listed stay its own (Release frees them).
+	Partitions []int
+	// Expires is when the leases claimed or renewed run out.
+	Expires time.Time
+	// Now is the caller's clock: a lease that expired before it is free.
+	Now time.Time
+}
+
+// ReleaseParams frees partitions a member holds.
+type ReleaseParams struct {
+	Consumer   string
+	Member     string
+	Partitions []int
+}
+
+// SaveCheckpointsParams is a member's progress on the partitions it holds.
+type SaveCheckpointsParams struct {
+	Consumer    string
+	Member      string
+	Checkpoints []Checkpoint
+}
+
+// ResetConsumerParams moves every partition of a consumer.
+type ResetConsumerParams struct {
+	Consumer string
+	// Position is the new checkpoint of every partition: the consumer
+	// handles the events after it.
+	Position int64
+}
+
+// DeadLetterSelection names dead letters of one consumer.
+type DeadLetterSelection struct {
+	Consumer string
+	// IDs are the events' IDs; nil selects all of the consumer's dead
+	// letters. An empty, non-nil slice selects none.
+	IDs []string
 }
 
 // Store is the contract every backend implements. All methods must be safe
 // for concurrent use and honour ctx.
+//
+// Methods whose requests are likely to grow take a parameter struct, so that
+// a new field (with a zero value meaning what the call meant before) does
+// not break existing stores. What a store can do beyond this interface it
+// says by implementing an optional interface ([SQLTxAppender], [Notifier]);
+// callers find out with a type assertion, and wrappers keep them with
+// [Wrap].
 type Store interface {
-	// Features reports the store's capabilities.
-	Features() Features
-
 	// Append stores the events atomically, in order, in one durable commit:
 	// when it returns nil, every event is committed and synced; when it
 	// returns an error, none is stored, unless the error wraps
@@ -213,11 +309,11 @@ type Store interface {
 	// whole call before anything is stored.
 	Append(ctx context.Context, events []NewEvent) ([]AppendResult, error)
 
-	// Read returns up to limit committed events with position > after, in
-	// increasing position order, and obeys the no-skip rule of the package
-	// documentation. It returns an empty slice, not an error, when there
-	// are none.
-	Read(ctx context.Context, after int64, limit int) ([]Event, error)
+	// Read returns up to p.Limit committed events with position > p.After,
+	// in increasing position order, and obeys the no-skip rule of the
+	// package documentation. It returns an empty slice, not an error, when
+	// there are none.
+	Read(ctx context.Context, p ReadParams) ([]Event, error)
 
 	// EventByID returns the event with the given ID, or ErrNotFound.
 	EventByID(ctx context.Context, id string) (Event, error)
@@ -237,7 +333,8 @@ type Store interface {
 	// RegisterConsumer creates the consumer if it does not exist, with
 	// every partition's checkpoint at spec.Start, and otherwise updates its
 	// Types. It returns ErrConflict if the consumer exists with a different
-	// number of partitions.
+	// number of partitions. [ValidateConsumerSpec] says what a spec must
+	// hold.
 	RegisterConsumer(ctx context.Context, spec ConsumerSpec) (ConsumerInfo, error)
 
 	// Consumer returns a consumer's state, or ErrNotFound.
@@ -250,53 +347,54 @@ type Store interface {
 	// dead letters; ErrNotFound if it does not exist.
 	DeleteConsumer(ctx context.Context, name string) error
 
-	// Heartbeat records that member is alive for consumer until expires,
-	// forgets members whose heartbeat expired before now, and returns the
-	// live members, sorted.
-	Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error)
+	// Heartbeat records that p.Member is alive for p.Consumer until
+	// p.Expires, forgets members whose heartbeat expired before p.Now, and
+	// returns the live members, sorted.
+	Heartbeat(ctx context.Context, p HeartbeatParams) ([]string, error)
 
-	// Leave forgets member and releases every partition it holds.
-	Leave(ctx context.Context, consumer, member string) error
+	// Leave forgets p.Member and releases every partition it holds.
+	Leave(ctx context.Context, p LeaveParams) error
 
-	// Claim gives member a lease until expires on each of the partitions
-	// that is free, expired (as of now), or already its own; it renews the
-	// member's own, and increments the Epoch of each partition it takes
-	// over (one whose owner was not member). It returns every partition
-	// member holds afterwards (claimed or not), sorted, with its checkpoint
-	// and epoch.
-	Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]PartitionInfo, error)
+	// Claim gives p.Member a lease until p.Expires on each of p.Partitions
+	// that is free, expired (as of p.Now), or already its own; it renews
+	// the member's own, and increments the Epoch of each partition it
+	// takes over (one whose owner was not the member). It returns every
+	// partition the member holds afterwards (claimed or not), sorted, with
+	// its checkpoint and epoch.
+	Claim(ctx context.Context, p ClaimParams) ([]PartitionInfo, error)
 
-	// Release frees the given partitions if member holds them.
-	Release(ctx context.Context, consumer, member string, partitions []int) error
+	// Release frees p.Partitions that p.Member holds.
+	Release(ctx context.Context, p ReleaseParams) error
 
-	// SaveCheckpoints writes checkpoints for partitions member holds, in
-	// one commit. If member does not hold one of them, nothing is written
-	// and the error wraps ErrLeaseLost.
-	SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []Checkpoint) error
+	// SaveCheckpoints writes checkpoints for partitions p.Member holds, in
+	// one commit. If the member does not hold one of them, nothing is
+	// written and the error wraps ErrLeaseLost.
+	SaveCheckpoints(ctx context.Context, p SaveCheckpointsParams) error
 
-	// ResetConsumer sets every partition's checkpoint to position and
-	// releases every lease, so running members re-read from there.
-	ResetConsumer(ctx context.Context, consumer string, position int64) error
+	// ResetConsumer sets every partition's checkpoint to p.Position and
+	// releases every lease, so running members re-read from there;
+	// ErrNotFound if the consumer does not exist.
+	ResetConsumer(ctx context.Context, p ResetConsumerParams) error
 
 	// AddDeadLetter stores a dead letter, replacing one for the same
 	// consumer and event (and clearing its RetryRequested).
 	AddDeadLetter(ctx context.Context, dl DeadLetter) error
 
-	// DeadLetters lists a consumer's dead letters in position order.
-	DeadLetters(ctx context.Context, consumer string, q DeadLetterQuery) ([]DeadLetter, error)
+	// DeadLetters lists q.Consumer's dead letters in position order.
+	DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, error)
 
-	// RequestRetry marks dead letters for retry: the given event IDs, or
-	// all of the consumer's when ids is nil. It returns how many it marked;
-	// ErrNotFound if ids names one that does not exist (none is marked).
-	RequestRetry(ctx context.Context, consumer string, ids []string) (int, error)
+	// RequestRetry marks the selected dead letters for retry. It returns
+	// how many it marked; ErrNotFound if sel.IDs names one that does not
+	// exist (none is marked).
+	RequestRetry(ctx context.Context, sel DeadLetterSelection) (int, error)
 
-	// DeleteDeadLetters removes dead letters: the given event IDs, or all of
-	// the consumer's when ids is nil. It returns how many it removed;
-	// ErrNotFound if ids names one that does not exist (none is removed).
-	DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error)
+	// DeleteDeadLetters removes the selected dead letters. It returns how
+	// many it removed; ErrNotFound if sel.IDs names one that does not exist
+	// (none is removed).
+	DeleteDeadLetters(ctx context.Context, sel DeadLetterSelection) (int, error)
 
 	// Close releases the store's resources. Methods called after Close
-	// return errors.
+	// return errors; a second Close returns an error, never panics.
 	Close() error
 }
 

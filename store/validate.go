@@ -37,3 +37,27 @@ func ValidateNewEvents(op string, events []NewEvent, earliest, latest time.Time)
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// ValidateConsumerSpec checks what every store asks of a spec given to
+// RegisterConsumer, before it stores anything: a name, at least one
+// partition and a start position that is not negative. op names the store
+// and the operation in the messages, as in "sqlite register consumer".
+func ValidateConsumerSpec(op string, spec ConsumerSpec) error {
+	switch {
+	case spec.Name == "":
+		return fmt.Errorf("monster: %s: empty name", op)
+	case spec.Partitions < 1:
+		return fmt.Errorf("monster: %s %q: %d partitions, want at least 1", op, spec.Name, spec.Partitions)
+	case spec.Start < 0:
+		return fmt.Errorf("monster: %s %q: negative start position %d", op, spec.Name, spec.Start)
+	}
+	return nil
+}
+
+// ConflictingPartitions is the error a store returns from RegisterConsumer
+// when the consumer exists with another number of partitions; it wraps
+// [ErrConflict].
+func ConflictingPartitions(consumer string, stored, asked int) error {
+	return fmt.Errorf("monster: consumer %q has %d partitions, cannot register it with %d: %w",
+		consumer, stored, asked, ErrConflict)
+}
