@@ -45,18 +45,6 @@ func fastOptions(opts *monster.Options) monster.Options {
 	return o
 }
 
-// eventually waits for cond with a deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // start runs m's consumers until the test ends.
 func start(t *testing.T, m *monster.Monster) {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/memstore"
 )
@@ -73,7 +74,7 @@ func TestConsumerRecoversFromAHungLeaseCall(t *testing.T) {
 	t.Cleanup(func() { _ = st.Store.Close() })
 	st.heartbeats.Store(1)
 	handled := runHanging(t, st)
-	eventually(t, "the event handled after the hung heartbeat", handled)
+	monstertest.Eventually(t, "the event handled after the hung heartbeat", handled)
 	require.Equal(t, int64(1), st.hung.Load())
 }
 
@@ -85,7 +86,7 @@ func TestConsumerRecoversFromAHungRegistration(t *testing.T) {
 	t.Cleanup(func() { _ = st.Store.Close() })
 	st.registrations.Store(1)
 	handled := runHanging(t, st)
-	eventually(t, "the event handled after the hung registration", handled)
+	monstertest.Eventually(t, "the event handled after the hung registration", handled)
 	require.Equal(t, int64(1), st.hung.Load())
 }
 
@@ -127,7 +128,7 @@ func TestClaimAnsweredAfterItsLeasesExpiredIsNotUsed(t *testing.T) {
 	_, err := m.Log(context.Background(), "work", 1)
 	require.NoError(t, err)
 	start(t, m)
-	eventually(t, "the event handled after the late claim", func() bool { return got.Load() == 1 })
+	monstertest.Eventually(t, "the event handled after the late claim", func() bool { return got.Load() == 1 })
 	require.Contains(t, logged.String(), "lease renewal did not complete within the lease TTL")
 	require.NotContains(t, logged.String(), "pausing", "partitions with lapsed leases were installed")
 }
