@@ -39,7 +39,7 @@ func TestMemberJoiningDuringBacklogGetsWork(t *testing.T) {
 	var ms [2]*monster.Monster
 	for i := range ms {
 		o := fastOptions(&monster.Options{MemberID: fmt.Sprintf("member-%d", i), LeaseTTL: 300 * time.Millisecond})
-		ms[i] = monster.OpenStore(sharedStore{st}, &o)
+		ms[i] = monster.New(sharedStore{st}, &o)
 		t.Cleanup(func() { _ = ms[i].Close() })
 		require.NoError(t, ms[i].Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
 			handled[i].Add(1)
@@ -100,7 +100,7 @@ func TestMemberStopsWhenLeasesCannotBeRenewed(t *testing.T) {
 	handledBy := map[string][]string{} // event ID → members that handled it
 	open := func(name string, s store.Store) *monster.Monster {
 		o := fastOptions(&monster.Options{MemberID: name, LeaseTTL: ttl})
-		m := monster.OpenStore(s, &o)
+		m := monster.New(s, &o)
 		t.Cleanup(func() { _ = m.Close() })
 		require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
 			mu.Lock()

@@ -20,7 +20,7 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newMem(t *testing.T, opts *monster.Options) *monster.Monster {
 	t.Helper()
 	o := fastOptions(opts)
-	m := monster.OpenStore(memstore.New(), &o)
+	m := monster.New(memstore.New(), &o)
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }

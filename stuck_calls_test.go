@@ -52,7 +52,7 @@ func (s *hangingStore) RegisterConsumer(ctx context.Context, spec store.Consumer
 func runHanging(t *testing.T, st *hangingStore) (handled func() bool) {
 	t.Helper()
 	o := fastOptions(&monster.Options{LeaseTTL: 300 * time.Millisecond})
-	m := monster.OpenStore(st, &o)
+	m := monster.New(st, &o)
 	t.Cleanup(func() { _ = m.Close() })
 	var got atomic.Value
 	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
@@ -118,7 +118,7 @@ func TestClaimAnsweredAfterItsLeasesExpiredIsNotUsed(t *testing.T) {
 	st.slow.Store(true)
 	var logged logBuffer
 	o := fastOptions(&monster.Options{LeaseTTL: ttl, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	m := monster.OpenStore(st, &o)
+	m := monster.New(st, &o)
 	t.Cleanup(func() { _ = m.Close() })
 	var got atomic.Int64
 	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {

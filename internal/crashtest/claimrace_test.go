@@ -147,7 +147,7 @@ func TestClaimDuringRead(t *testing.T) {
 		}
 	}()
 
-	m := monster.OpenStore(rs, &monster.Options{
+	m := monster.New(rs, &monster.Options{
 		Logger: quietLogger, MemberID: live,
 		LeaseTTL: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond, CheckpointInterval: 10 * time.Millisecond,
 	})

@@ -164,7 +164,7 @@ func (b *bundle) options(o monster.Options) *monster.Options {
 
 // monster opens a Monster on st, closed (with st) when the test ends.
 func (b *bundle) monster(st store.Store, o monster.Options) *monster.Monster {
-	m := monster.OpenStore(st, b.options(o))
+	m := monster.New(st, b.options(o))
 	b.t.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -59,7 +59,7 @@
 // documentation of monster one by one, under the same names (Durable,
 // AtLeastOnce, NoSkippedEvents, Order, Isolation, IdempotentLogging,
 // ScaleOut, Validation, BadInput), with
-// Monsters opened on the store through monster.OpenStore. Store wrappers
+// Monsters opened on the store through monster.New. Store wrappers
 // stand in for what a test process cannot do for real: a process that
 // crashes (its calls fail, so it neither renews nor releases leases), a
 // checkpoint that never reaches the store, a full disk, a reply lost after

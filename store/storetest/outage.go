@@ -50,7 +50,7 @@ func RunOutage(t *testing.T, o Outage) {
 	quiet := slog.New(slog.DiscardHandler)
 	truth := o.Direct(t)
 	t.Cleanup(func() { _ = truth.Close() })
-	m := monster.OpenStore(o.ViaProxy, &monster.Options{
+	m := monster.New(o.ViaProxy, &monster.Options{
 		MemberID:           "survivor",
 		PollInterval:       10 * time.Millisecond,
 		LeaseTTL:           time.Second,
@@ -146,7 +146,7 @@ func RunOutage(t *testing.T, o Outage) {
 	}
 	// Events logged meanwhile by another process (straight to the
 	// database) wait for the consumer to come back.
-	other := monster.OpenStore(o.Direct(t), &monster.Options{Logger: quiet})
+	other := monster.New(o.Direct(t), &monster.Options{Logger: quiet})
 	t.Cleanup(func() { _ = other.Close() })
 	for i := range 3 {
 		ev, err := other.Log(ctx, "logged.elsewhere", i)

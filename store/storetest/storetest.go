@@ -76,7 +76,7 @@ type Limits struct {
 //     exact.
 //   - Durable/..., AtLeastOnce/..., and so on to BadInput/...: one group
 //     per guarantee in the package documentation of monster, named as it
-//     is there, exercised through the real runtime (monster.OpenStore) with
+//     is there, exercised through the real runtime (monster.New) with
 //     fast timings, store wrappers standing in for crashed processes and
 //     broken disks, and concurrent writers.
 //
