@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"time"
+
+	"github.com/gomonster/monster/internal/retry"
 )
 
 // StartPosition says where a new consumer starts. A consumer that already
@@ -103,15 +104,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // Backoff returns the delay before the retry that follows attempt (1 for
 // the first failure).
 func (p RetryPolicy) Backoff(attempt int) time.Duration {
-	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	if p.Jitter > 0 {
-		d = time.Duration(float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)))
-	}
-	return d
+	return retry.Policy(p).Backoff(attempt)
 }
 
 // ConsumerOptions configures a consumer. The zero value (or nil) gives the
@@ -223,7 +216,7 @@ func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
 	}
 	m.consumers[name] = def
 	if m.running != nil {
-		m.running.start(def, false)
+		m.running.start(def, false, false)
 	}
 	return nil
 }
