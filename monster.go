@@ -134,6 +134,11 @@ type Monster struct {
 
 	outputMu sync.Mutex // serialises Verbose lines
 
+	// consumerOps serialises StartConsumer, StopConsumer and
+	// RemoveConsumer, so that a consumer's run has finished (and left its
+	// group) before another run of it starts in this process.
+	consumerOps sync.Mutex
+
 	mu        sync.Mutex
 	declared  map[string]declaredType
 	consumers map[string]*consumerDef

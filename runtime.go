@@ -99,6 +99,110 @@ func (m *Monster) Stop(ctx context.Context) error {
 	return m.stopRunner(ctx, r)
 }
 
+// StartConsumer starts the declared consumer name in this process while
+// the consumers run (after Start or Run, before Stop), leaving the others
+// be: after StopConsumer, say, or to learn at once whether it can start.
+// It registers the consumer in the store before it returns, so a new
+// consumer starting at End starts after the events logged before the
+// call. It returns nil if the consumer runs already (or in eager mode,
+// where consumers run inside Log).
+//
+// Errors: one matching ErrNotFound if name is not declared (Consume),
+// ErrNotRunning if the consumers are not running, ErrClosed, ctx's error,
+// or the store's error from registering, which matches store.ErrConflict
+// when the consumer exists in the store with another partition count.
+func (m *Monster) StartConsumer(ctx context.Context, name string) error {
+	m.consumerOps.Lock()
+	defer m.consumerOps.Unlock()
+	def, r, err := m.declaredConsumer(name)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("%w: cannot start consumer %q", ErrNotRunning, name)
+	}
+	if m.opts.Eager || r.running(name) {
+		return nil
+	}
+	if err := registerConsumer(ctx, m, def); err != nil {
+		return fmt.Errorf("monster: consumer %q cannot start: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running != r || m.consumers[name] != def || !r.start(def, false, true) {
+		return fmt.Errorf("%w: cannot start consumer %q", ErrNotRunning, name)
+	}
+	return nil
+}
+
+// StopConsumer stops the consumer name in this process, gracefully, and
+// leaves the others running: no new event of it starts, its in-flight
+// handlers finish (or, when ctx ends first, their contexts are cancelled
+// and StopConsumer waits for them to return), its progress is
+// checkpointed, and its partitions are released at once for the other
+// processes running it. It stays declared: StartConsumer starts it again,
+// and so does the next Start or Run. It returns nil if the consumer is not
+// running.
+//
+// Errors: one matching ErrNotFound if name is not declared, ErrClosed, or
+// one wrapping ctx's error if the handlers did not finish in time (the
+// consumer is stopped all the same).
+func (m *Monster) StopConsumer(ctx context.Context, name string) error {
+	m.consumerOps.Lock()
+	defer m.consumerOps.Unlock()
+	_, r, err := m.declaredConsumer(name)
+	if err != nil {
+		return err
+	}
+	return stopRun(ctx, r, name)
+}
+
+// RemoveConsumer stops the consumer name in this process as StopConsumer
+// does and forgets its declaration, so that Consume can declare the name
+// again, with another handler or options. What the store keeps of the
+// consumer (checkpoints, dead letters) stays; other processes running it
+// go on. Its errors are StopConsumer's; the declaration is forgotten
+// whatever it returns, except ErrNotFound and ErrClosed.
+func (m *Monster) RemoveConsumer(ctx context.Context, name string) error {
+	m.consumerOps.Lock()
+	defer m.consumerOps.Unlock()
+	_, r, err := m.declaredConsumer(name)
+	if err != nil {
+		return err
+	}
+	err = stopRun(ctx, r, name)
+	m.mu.Lock()
+	delete(m.consumers, name)
+	m.mu.Unlock()
+	return err
+}
+
+// declaredConsumer returns the consumer's declaration and the runner (nil
+// when the consumers are not running).
+func (m *Monster) declaredConsumer(name string) (*consumerDef, *runner, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, nil, ErrClosed
+	}
+	def, ok := m.consumers[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: consumer %q is not declared in this Monster", ErrNotFound, name)
+	}
+	return def, m.running, nil
+}
+
+// stopRun stops the consumer's run in r, if any, and waits for it.
+func stopRun(ctx context.Context, r *runner, name string) error {
+	if r == nil {
+		return nil
+	}
+	if c := r.take(name); c != nil {
+		return c.stop(ctx)
+	}
+	return nil
+}
+
 // stopRunner stops r and forgets it, if it is still the running one.
 func (m *Monster) stopRunner(ctx context.Context, r *runner) error {
 	err := r.stop(ctx)
@@ -156,15 +260,19 @@ func (r *runner) failure() error {
 // stopping; called with m.mu held. A consumer given to Start (initial)
 // that cannot run stops the runner; one declared later only logs why it
 // does not run, leaving the others be. registered says the consumer is
-// registered in the store already (by StartConsumer).
-func (r *runner) start(def *consumerDef, initial, registered bool) {
+// registered in the store already (by StartConsumer). It reports false
+// when the runner is stopping.
+func (r *runner) start(def *consumerDef, initial, registered bool) bool {
 	if r.m.opts.Eager {
-		return // eager mode runs handlers inside Log
+		return true // eager mode runs handlers inside Log
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped || r.runs[def.name] != nil {
-		return
+	if r.stopped {
+		return false
+	}
+	if r.runs[def.name] != nil {
+		return true
 	}
 	c := newConsumerRun(r, def)
 	c.initial = initial
@@ -175,7 +283,15 @@ func (r *runner) start(def *consumerDef, initial, registered bool) {
 		defer r.wg.Done()
 		defer close(c.done)
 		c.run()
+		// A run that ended on its own (it could not register) is
+		// forgotten, so that StartConsumer can try again.
+		r.mu.Lock()
+		if r.runs[def.name] == c {
+			delete(r.runs, def.name)
+		}
+		r.mu.Unlock()
 	}()
+	return true
 }
 
 // running reports whether the consumer runs in this runner.
