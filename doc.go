@@ -89,11 +89,6 @@ or Close. While they run, StopConsumer and StartConsumer stop and start one
 consumer and leave the others be; RemoveConsumer stops one and forgets it, so
 that Consume can declare the name again with another handler.
 
-Inside, each moving part is a package of its own under internal/, with its
-own tests: groupcommit (the group commit behind Log), dispatch (partition
-queues and per-key order), lease (leases, fair shares, checkpoints) and retry
-(backoff, dead letters and their retries); runtime.go wires them.
-
 # Scale-out
 
 Run the same consumer in several processes on one store and they share its

@@ -1,5 +1,13 @@
 package monster
 
+// This file runs the consumers: Run, Start and Stop for all of them,
+// StartConsumer, StopConsumer and RemoveConsumer for one. Each moving part
+// is a package of its own under internal/, with its own tests, and a
+// consumerRun wires them for one consumer: dispatch (partition queues and
+// per-key order), lease (leases, fair shares, checkpoints) and retry
+// (backoff, dead letters and their retries). The group commit behind Log
+// is internal/groupcommit.
+
 import (
 	"context"
 	"errors"
