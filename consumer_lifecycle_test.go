@@ -21,6 +21,22 @@ func counting(n *atomic.Int64) monster.Handler {
 	})
 }
 
+// waiting returns a handler that tells started of each event and returns
+// when release is closed, or, recording it in cancelled, when its context
+// ends.
+func waiting(started chan<- struct{}, release <-chan struct{}, cancelled *atomic.Bool) monster.Handler {
+	return monster.Match("*", func(ctx context.Context, e monster.RawEvent) error {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			cancelled.Store(true)
+			return ctx.Err()
+		}
+	})
+}
+
 func logN(t *testing.T, m *monster.Monster, n int) {
 	t.Helper()
 	for i := range n {
@@ -63,16 +79,7 @@ func TestStopConsumerWaitsForInFlightHandlers(t *testing.T) {
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var cancelled atomic.Bool
-	require.NoError(t, m.Consume("slow", monster.Match("*", func(ctx context.Context, e monster.RawEvent) error {
-		started <- struct{}{}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			cancelled.Store(true)
-			return ctx.Err()
-		}
-	}), nil))
+	require.NoError(t, m.Consume("slow", waiting(started, release, &cancelled), nil))
 	var other atomic.Int64
 	require.NoError(t, m.Consume("other", counting(&other), nil))
 	start(t, m)
@@ -99,16 +106,7 @@ func TestStopConsumerWaitsForInFlightHandlers(t *testing.T) {
 		<-started // the second event; release is closed, so it returns at once
 		release2 := make(chan struct{})
 		require.NoError(t, m.RemoveConsumer(ctx, "slow"))
-		require.NoError(t, m.Consume("slow", monster.Match("*", func(ctx context.Context, e monster.RawEvent) error {
-			started <- struct{}{}
-			select {
-			case <-release2:
-				return nil
-			case <-ctx.Done():
-				cancelled.Store(true)
-				return ctx.Err()
-			}
-		}), nil))
+		require.NoError(t, m.Consume("slow", waiting(started, release2, &cancelled), nil))
 		logN(t, m, 1)
 		<-started
 		stopCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

@@ -3,37 +3,19 @@ package dispatch
 import (
 	"context"
 	"hash/fnv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gomonster/monster/internal/clocktest"
 	"github.com/gomonster/monster/store"
 )
 
-// clock is a fake clock tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type bundle struct {
 	d       *Dispatcher
-	clock   *clock
+	clock   *clocktest.Clock
 	expired atomic.Int64
 }
 
@@ -42,7 +24,7 @@ type bundle struct {
 // minute of its fake clock.
 func setup(t *testing.T, cfg Config) *bundle {
 	t.Helper()
-	b := &bundle{clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	b := &bundle{clock: clocktest.New()}
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 1
 	}

@@ -109,20 +109,29 @@ func setup(t *testing.T, cfg Config) (*Committer, *fakeStore, func(), <-chan out
 	}, first
 }
 
+// queue starts callers 1..n, each committing size(i) events, and returns
+// once their requests wait in the queue; their outcomes follow on the
+// channel.
+func queue(t *testing.T, c *Committer, n int, size func(int) int) <-chan outcome {
+	t.Helper()
+	out := make(chan outcome, n)
+	for i := 1; i <= n; i++ {
+		go func() {
+			res, err := c.Commit(context.Background(), events(i, size(i)))
+			out <- outcome{i, res, err}
+		}()
+	}
+	waitFor(t, "callers queued", func() bool { return len(c.requests) == n })
+	return out
+}
+
 func TestCommitGroupsConcurrentCallers(t *testing.T) {
 	t.Parallel()
 	for _, callers := range []int{2, 8, 50} {
 		t.Run(fmt.Sprint(callers), func(t *testing.T) {
 			t.Parallel()
 			c, st, release, first := setup(t, Config{})
-			out := make(chan outcome, callers)
-			for i := 1; i <= callers; i++ {
-				go func() {
-					res, err := c.Commit(context.Background(), events(i, i%3+1))
-					out <- outcome{i, res, err}
-				}()
-			}
-			waitFor(t, "callers queued", func() bool { return len(c.requests) == callers })
+			out := queue(t, c, callers, func(i int) int { return i%3 + 1 })
 			release()
 			require.NoError(t, (<-first).err)
 			for range callers {
@@ -143,14 +152,7 @@ func TestCommitAppendErrorReachesEveryCallerOfTheGroup(t *testing.T) {
 	t.Parallel()
 	c, st, release, first := setup(t, Config{})
 	const callers = 5
-	out := make(chan outcome, callers)
-	for i := 1; i <= callers; i++ {
-		go func() {
-			res, err := c.Commit(context.Background(), events(i, 1))
-			out <- outcome{i, res, err}
-		}()
-	}
-	waitFor(t, "callers queued", func() bool { return len(c.requests) == callers })
+	out := queue(t, c, callers, func(int) int { return 1 })
 	boom := errors.New("disk full")
 	st.mu.Lock()
 	st.fail, st.failAt = boom, 2 // the group of the queued callers
@@ -222,14 +224,7 @@ func TestCloseDrainsQueuedRequests(t *testing.T) {
 	t.Parallel()
 	c, st, release, first := setup(t, Config{})
 	const callers = 4
-	out := make(chan outcome, callers)
-	for i := 1; i <= callers; i++ {
-		go func() {
-			res, err := c.Commit(context.Background(), events(i, 1))
-			out <- outcome{i, res, err}
-		}()
-	}
-	waitFor(t, "callers queued", func() bool { return len(c.requests) == callers })
+	out := queue(t, c, callers, func(int) int { return 1 })
 	closed := make(chan struct{})
 	go func() {
 		c.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gomonster/monster/internal/clocktest"
 	"github.com/gomonster/monster/internal/dispatch"
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/memstore"
@@ -101,7 +102,7 @@ func TestToClaim(t *testing.T) {
 // or to take (fake) time, and which counts them.
 type fakeStore struct {
 	*memstore.Store
-	clock *clock
+	clock *clocktest.Clock
 
 	mu            sync.Mutex
 	heartbeatErr  error // returned by the next failHeartbeat calls
@@ -153,26 +154,9 @@ func (s *fakeStore) SaveCheckpoints(ctx context.Context, consumer, member string
 	return s.Store.SaveCheckpoints(ctx, consumer, member, cps)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type bundle struct {
 	st     *fakeStore
-	clock  *clock
+	clock  *clocktest.Clock
 	warned atomic.Int64
 }
 
@@ -186,7 +170,7 @@ const (
 // checkpoint 0) and a fake clock.
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	b := &bundle{clock: clocktest.New()}
 	b.st = &fakeStore{Store: memstore.New(), clock: b.clock, calls: map[string]int{}}
 	t.Cleanup(func() { _ = b.st.Close() })
 	_, err := b.st.RegisterConsumer(context.Background(), store.ConsumerSpec{Name: consumer, Types: []string{"*"}, Partitions: partitions})
