@@ -93,7 +93,7 @@ func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, o
 	if !ok {
 		return RawEvent{}, fmt.Errorf("%w: LogTx needs a store with SQL transactions", ErrNotSupported)
 	}
-	return m.LogExternalTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+	return m.logInTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 		return txs.AppendTx(ctx, tx, events)
 	}, typ, data, opts...)
 }
