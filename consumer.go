@@ -70,7 +70,8 @@ func (s StartPosition) checkpoint(ctx context.Context, m *Monster) (int64, error
 // RetryPolicy says how a consumer retries a failed event: exponential
 // backoff from InitialBackoff, doubling up to MaxBackoff, each delay
 // randomised by ±Jitter, for MaxAttempts runs in all; then the event goes
-// to the consumer's dead letters.
+// to the consumer's dead letters. A failure marked with Permanent skips the
+// remaining attempts.
 type RetryPolicy struct {
 	// MaxAttempts is the number of runs before dead-lettering, including
 	// the first. Default 5.
@@ -128,6 +129,13 @@ type ConsumerOptions struct {
 	// run one at a time, whatever their keys. Default false: after
 	// Retry.MaxAttempts the event is dead-lettered and the consumer moves
 	// on.
+	//
+	// A failure the handler marks with Permanent is dead-lettered at once
+	// all the same, and the partition goes on: blocking waits out failures
+	// that may pass (a database down), and the handler says this one will
+	// not; blocking on it would stop the partition until an operator moved
+	// the consumer past the event, losing it from view. A handler that
+	// wants to keep blocking returns the error unmarked.
 	BlockOnFailure bool
 	// Timeout bounds each handler run through its context. Default 1
 	// minute. A handler must honour ctx; one that ignores it keeps its
