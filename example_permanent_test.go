@@ -53,7 +53,10 @@ func ExamplePermanent() {
 
 	waitFor("the mailer to catch up", func() bool {
 		s, err := m.ConsumerStats(ctx, "shirt-mailer")
-		return err == nil && s.Lag == 0
+		if err != nil {
+			log.Fatal(err)
+		}
+		return s.Lag == 0
 	})
 	dls, err := m.DeadLetters(ctx, "shirt-mailer", 0)
 	if err != nil {
