@@ -240,7 +240,8 @@ func (d *consumerDef) handle(ctx context.Context, e RawEvent) error {
 	return recovered(ctx, d.run, e)
 }
 
-// runEager runs every matching consumer's handler on e (eager mode).
+// runEager runs every matching consumer's handler on e (eager mode) and
+// returns their failures, or gives them to Options.OnEagerFailure.
 func (m *Monster) runEager(ctx context.Context, e RawEvent) error {
 	m.mu.Lock()
 	defs := make([]*consumerDef, 0, len(m.consumers))
@@ -257,7 +258,12 @@ func (m *Monster) runEager(ctx context.Context, e RawEvent) error {
 		ev := e
 		ev.Attempt = 1
 		if err := d.handle(ctx, ev); err != nil {
-			errs = append(errs, &HandlerError{Consumer: d.name, EventID: e.ID, Err: err})
+			he := &HandlerError{Consumer: d.name, EventID: e.ID, Err: err}
+			if m.opts.OnEagerFailure != nil {
+				m.opts.OnEagerFailure(he)
+				continue
+			}
+			errs = append(errs, he)
 		}
 	}
 	return errors.Join(errs...)

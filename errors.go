@@ -83,7 +83,8 @@ type fieldError struct{ field, message string }
 func (e *fieldError) Error() string { return e.field + ": " + e.message }
 
 // HandlerError is returned by Log in eager mode (Options.Eager) when a
-// handler failed; the event itself was stored.
+// handler failed, or given to Options.OnEagerFailure; the event itself was
+// stored.
 type HandlerError struct {
 	Consumer string
 	EventID  string
