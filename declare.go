@@ -174,7 +174,7 @@ func (t *Type[T]) Log(ctx context.Context, data T, opts ...LogOption) (Event[T],
 func typedEvent[T any](raw RawEvent, data T) Event[T] {
 	return Event[T]{
 		ID: raw.ID, Type: raw.Type, Position: raw.Position, Time: raw.Time, Key: raw.Key,
-		Data: data, Meta: raw.Meta, Attempt: raw.Attempt,
+		Data: data, Meta: raw.Meta, Attempt: raw.Attempt, raw: raw.Data,
 	}
 }
 
