@@ -185,6 +185,16 @@ type consumerDef struct {
 // share its events by partition. The consumer keeps its position in the
 // store, so a restarted process resumes where it left off.
 //
+// The subscription is h's patterns, and it may change between runs: the
+// store takes the new one when the consumer starts. The consumer's position
+// does not move for it, so adding a pattern does not backfill: events of
+// the new types that the consumer has already passed are never delivered
+// to it, only those after its checkpoint (and a removed pattern's events
+// not reached yet are skipped). To work through the history of new types,
+// declare them in a consumer of a new name (it starts at StartAt, Beginning
+// by default) and leave the old one as it was; ResetConsumer to Beginning
+// also delivers them, but replays every old event to the handler too.
+//
 // It returns an error wrapping ErrInvalidName for a malformed name or
 // pattern, and an error if the name is already declared in this Monster.
 func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
