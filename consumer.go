@@ -70,7 +70,8 @@ func (s StartPosition) checkpoint(ctx context.Context, m *Monster) (int64, error
 // RetryPolicy says how a consumer retries a failed event: exponential
 // backoff from InitialBackoff, doubling up to MaxBackoff, each delay
 // randomised by ±Jitter, for MaxAttempts runs in all; then the event goes
-// to the consumer's dead letters.
+// to the consumer's dead letters. A failure marked with Permanent skips the
+// remaining attempts.
 type RetryPolicy struct {
 	// MaxAttempts is the number of runs before dead-lettering, including
 	// the first. Default 5.
@@ -128,6 +129,13 @@ type ConsumerOptions struct {
 	// run one at a time, whatever their keys. Default false: after
 	// Retry.MaxAttempts the event is dead-lettered and the consumer moves
 	// on.
+	//
+	// A failure the handler marks with Permanent is dead-lettered at once
+	// all the same, and the partition goes on: blocking waits out failures
+	// that may pass (a database down), and the handler says this one will
+	// not; blocking on it would stop the partition until an operator moved
+	// the consumer past the event, losing it from view. A handler that
+	// wants to keep blocking returns the error unmarked.
 	BlockOnFailure bool
 	// Timeout bounds each handler run through its context. Default 1
 	// minute. A handler must honour ctx; one that ignores it keeps its
@@ -176,6 +184,16 @@ type consumerDef struct {
 // in eager mode). Several processes may declare the same consumer: they
 // share its events by partition. The consumer keeps its position in the
 // store, so a restarted process resumes where it left off.
+//
+// The subscription is h's patterns, and it may change between runs: the
+// store takes the new one when the consumer starts. The consumer's position
+// does not move for it, so adding a pattern does not backfill: events of
+// the new types that the consumer has already passed are never delivered
+// to it, only those after its checkpoint (and a removed pattern's events
+// not reached yet are skipped). To work through the history of new types,
+// declare them in a consumer of a new name (it starts at StartAt, Beginning
+// by default) and leave the old one as it was; ResetConsumer to Beginning
+// also delivers them, but replays every old event to the handler too.
 //
 // It returns an error wrapping ErrInvalidName for a malformed name or
 // pattern, and an error if the name is already declared in this Monster.
@@ -232,7 +250,8 @@ func (d *consumerDef) handle(ctx context.Context, e RawEvent) error {
 	return recovered(ctx, d.run, e)
 }
 
-// runEager runs every matching consumer's handler on e (eager mode).
+// runEager runs every matching consumer's handler on e (eager mode) and
+// returns their failures, or gives them to Options.OnEagerFailure.
 func (m *Monster) runEager(ctx context.Context, e RawEvent) error {
 	m.mu.Lock()
 	defs := make([]*consumerDef, 0, len(m.consumers))
@@ -249,7 +268,12 @@ func (m *Monster) runEager(ctx context.Context, e RawEvent) error {
 		ev := e
 		ev.Attempt = 1
 		if err := d.handle(ctx, ev); err != nil {
-			errs = append(errs, &HandlerError{Consumer: d.name, EventID: e.ID, Err: err})
+			he := &HandlerError{Consumer: d.name, EventID: e.ID, Err: err}
+			if m.opts.OnEagerFailure != nil {
+				m.opts.OnEagerFailure(he)
+				continue
+			}
+			errs = append(errs, he)
 		}
 	}
 	return errors.Join(errs...)

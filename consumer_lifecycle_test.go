@@ -205,3 +205,34 @@ func TestStartConsumerErrors(t *testing.T) {
 		require.ErrorIs(t, m.StopConsumer(ctx, "c"), monster.ErrClosed)
 	})
 }
+
+// A pattern added to a registered consumer does not backfill: the events
+// of the new type it has already passed are not delivered, as Consume's
+// documentation says; a consumer of a new name works through them.
+func TestAddedPatternDoesNotBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMem(t, nil)
+	rec := &monstertest.Recorder{}
+	require.NoError(t, m.Consume("audit", rec.Handler("user.*"), nil))
+	start(t, m)
+	_, err := m.Log(ctx, "order.placed", "old order")
+	require.NoError(t, err)
+	_, err = m.Log(ctx, "user.signed_up", "old user")
+	require.NoError(t, err)
+	monstertest.WaitCaughtUp(t, m, "audit")
+
+	require.NoError(t, m.RemoveConsumer(ctx, "audit"))
+	rec.Reset()
+	require.NoError(t, m.Consume("audit", rec.Handler("user.*", "order.*"), nil))
+	_, err = m.Log(ctx, "order.placed", "new order")
+	require.NoError(t, err)
+	monstertest.WaitCaughtUp(t, m, "audit")
+	got := rec.Events()
+	require.Len(t, got, 1)
+	require.Equal(t, `"new order"`, string(got[0].Data), "the old order is not backfilled")
+
+	orders := monstertest.Record(t, m, "audit-orders", "order.*")
+	monstertest.WaitCaughtUp(t, m, "audit-orders")
+	require.Equal(t, []string{"order.placed", "order.placed"}, orders.Types(), "a new name works through the history")
+}

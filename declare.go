@@ -1,6 +1,7 @@
 package monster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,7 @@ type Type[T any] struct {
 	m        *Monster
 	name     string
 	validate []func(T) error
+	strict   bool // unknown fields are refused (Strict)
 }
 
 // DeclareOption configures a declared type.
@@ -97,13 +99,38 @@ func Validate[T any](fn func(T) error) DeclareOption[T] {
 	return func(t *Type[T]) { t.validate = append(t.validate, fn) }
 }
 
+// Strict makes the type refuse, at Log time, data with a field T does not
+// have: {"quantitiy": 2} for a T whose field is "quantity" is rejected
+// with a *ValidationError naming "quantitiy", and nothing is stored. It
+// matters for data that is not a T already: JSON (json.RawMessage, as the
+// daemon logs it), maps, other structs.
+//
+// Without it (the default), unknown fields are accepted and stored as
+// given, like encoding/json decodes: a type's declaration is then not the
+// bottleneck of a rolling upgrade, when producers already send a field the
+// declaring process's T does not know yet, and no data is dropped. Choose
+// Strict where a misspelt field is the likelier cause, for data typed by
+// people or sent by other languages.
+//
+// Strict is checked when events are logged, never when they are handled:
+// Handle decodes leniently, since the events in the log cannot change and a
+// consumer that refused older ones could only dead-letter them.
+// Field names match as encoding/json matches them (case-insensitively),
+// and a nested unknown field is named by its own name. The daemon's
+// equivalent is a JSON Schema with "additionalProperties": false (see
+// docs/http-api.md).
+func Strict[T any]() DeclareOption[T] {
+	return func(t *Type[T]) { t.strict = true }
+}
+
 // Validator is implemented by data types that validate themselves; a
 // declared type whose T implements it calls Validate on every event.
 type Validator interface{ Validate() error }
 
 // Declare declares the event type name with data of Go type T. Events of
 // the type are decoded into T and validated when logged; bad data is
-// rejected with a *ValidationError and nothing is stored.
+// rejected with a *ValidationError and nothing is stored. Fields T does not
+// have are accepted and stored unless the type is declared Strict.
 //
 // Declare panics if name is not a valid type name or is already declared
 // with another Go type: both are programming errors, found at start-up.
@@ -125,6 +152,7 @@ func Declare[T any](m *Monster, name string, opts ...DeclareOption[T]) *Type[T] 
 			panic(fmt.Sprintf("monster: event type %q is already declared with data type %s", name, prev.goType()))
 		}
 		t.validate = append(append([]func(T) error{}, p.validate...), t.validate...)
+		t.strict = t.strict || p.strict
 	}
 	m.declared[name] = t
 	return t
@@ -146,7 +174,7 @@ func (t *Type[T]) Log(ctx context.Context, data T, opts ...LogOption) (Event[T],
 func typedEvent[T any](raw RawEvent, data T) Event[T] {
 	return Event[T]{
 		ID: raw.ID, Type: raw.Type, Position: raw.Position, Time: raw.Time, Key: raw.Key,
-		Data: data, Meta: raw.Meta, Attempt: raw.Attempt,
+		Data: data, Meta: raw.Meta, Attempt: raw.Attempt, raw: raw.Data,
 	}
 }
 
@@ -176,7 +204,7 @@ func (t *Type[T]) check(data any) ([]byte, error) {
 		if encoded, err = encodeJSON(t.name, data); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(encoded, &value); err != nil {
+		if err := t.decode(encoded, &value); err != nil {
 			return nil, decodeError(t.name, err)
 		}
 	}
@@ -199,6 +227,33 @@ func (t *Type[T]) check(data any) ([]byte, error) {
 	return encoded, nil
 }
 
+// decode decodes data, refusing unknown fields when the type is strict.
+func (t *Type[T]) decode(data []byte, value *T) error {
+	if !t.strict {
+		return json.Unmarshal(data, value)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(value); err != nil {
+		// encoding/json has no type for this error: its text is the API.
+		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+			return &unknownFieldError{field: strings.TrimSuffix(name, `"`), goType: reflect.TypeFor[T]()}
+		}
+		return err
+	}
+	return nil
+}
+
+// unknownFieldError is a field a Strict type's T does not have.
+type unknownFieldError struct {
+	field  string
+	goType reflect.Type
+}
+
+func (e *unknownFieldError) Error() string {
+	return fmt.Sprintf("unknown field %q: the type is strict; send only the fields of %s", e.field, e.goType)
+}
+
 func validationError(typ string, err error) error {
 	var fe *fieldError
 	if errors.As(err, &fe) {
@@ -214,6 +269,11 @@ func validationError(typ string, err error) error {
 // decodeError turns a JSON decoding error into a ValidationError naming the
 // field where encoding/json says which.
 func decodeError(typ string, err error) error {
+	var ue *unknownFieldError
+	if errors.As(err, &ue) {
+		return &ValidationError{Type: typ, Field: ue.field,
+			Err: fmt.Errorf("unknown field: the type is strict (monster.Strict); send only the fields of %s", ue.goType)}
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return &ValidationError{Type: typ, Field: te.Field,

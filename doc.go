@@ -75,10 +75,15 @@ A consumer is a name, a subscription and a handler:
 
 Each consumer keeps its own checkpoint in the store: a new one starts at the
 beginning of the log by default (it works through history) or at End,
-AtPosition or AtTime. A failed handler (error, panic or timeout) is retried
+AtPosition or AtTime. A pattern added to an existing consumer does not
+backfill: declare the new types in a consumer of a new name to work through
+their history (see Consume). A failed handler (error, panic or timeout) is retried
 with exponential backoff, jitter and a cap; after RetryPolicy.MaxAttempts the
 event goes to the consumer's dead letters and the consumer moves on — unless
-it blocks on failure (ConsumerOptions.BlockOnFailure). Other consumers are never affected. Handler middleware
+it blocks on failure (ConsumerOptions.BlockOnFailure). A handler that knows
+retrying cannot help returns its error marked with Permanent, and the event
+goes to the dead letters at once (see ExamplePermanent). Other consumers are
+never affected. Handler middleware
 (ConsumerOptions.Middleware) wraps handlers for logging, metrics or tracing.
 
 Events logged in this process wake its consumers at once; events logged by

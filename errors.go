@@ -83,7 +83,8 @@ type fieldError struct{ field, message string }
 func (e *fieldError) Error() string { return e.field + ": " + e.message }
 
 // HandlerError is returned by Log in eager mode (Options.Eager) when a
-// handler failed; the event itself was stored.
+// handler failed, or given to Options.OnEagerFailure; the event itself was
+// stored.
 type HandlerError struct {
 	Consumer string
 	EventID  string
@@ -96,3 +97,56 @@ func (e *HandlerError) Error() string {
 
 // Unwrap returns the handler's error.
 func (e *HandlerError) Unwrap() error { return e.Err }
+
+// Permanent marks a handler's failure as permanent: retrying cannot help
+// (the event is malformed for this consumer, the account it names is
+// closed), so the event goes to the consumer's dead letters at once,
+// without the retry policy's remaining attempts and their backoff, and the
+// consumer moves on. It is River's JobCancel and JetStream's Term.
+//
+//	if errors.Is(err, errAddressRejected) {
+//		return monster.Permanent(err)
+//	}
+//
+// The mark survives wrapping: a handler or middleware may wrap the result
+// with fmt.Errorf("...: %w", err), and errors.Is(err, ErrPermanent) and
+// errors.As(err, **PermanentError) find it, as they find err itself
+// through PermanentError.Unwrap. Permanent(nil) is nil.
+//
+// It applies to consumers with ConsumerOptions.BlockOnFailure too: a
+// permanent failure is dead-lettered there as well, and the partition's
+// later events go on (see BlockOnFailure). A dead letter retried by an
+// operator that fails permanently again goes back to the dead letters at
+// once. In eager mode, where nothing is retried, it changes nothing.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// ErrPermanent matches, with errors.Is, a handler's error marked with
+// Permanent. A handler may also return an error wrapping ErrPermanent
+// itself (fmt.Errorf("%w: no such account", monster.ErrPermanent)): it is
+// permanent the same way.
+var ErrPermanent = errors.New("monster: permanent failure")
+
+// PermanentError is the error Permanent returns: a handler's failure that
+// is not to be retried.
+type PermanentError struct {
+	// Err is the handler's error.
+	Err error
+}
+
+func (e *PermanentError) Error() string {
+	return "monster: permanent failure (not retried): " + e.Err.Error()
+}
+
+// Unwrap returns the handler's error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrPermanent.
+func (e *PermanentError) Is(target error) bool { return target == ErrPermanent }
+
+// isPermanent reports whether a handler's error is marked Permanent.
+func isPermanent(err error) bool { return errors.Is(err, ErrPermanent) }

@@ -27,6 +27,30 @@ type Event[T any] struct {
 	// Attempt is 1 on first delivery to a handler and grows with each retry;
 	// 0 outside handlers.
 	Attempt int `json:"attempt,omitempty"`
+
+	// raw is the data as stored, for Raw.
+	raw json.RawMessage
+}
+
+// Raw returns the event with its data as JSON: the same event a Match
+// handler gets, so that typed (Handle) and raw handlers can feed one sink.
+// Its Data is the JSON as stored, byte for byte, not a re-encoding of
+// e.Data (which may have dropped fields T does not have). For an Event
+// built by hand rather than delivered or returned by Monster, Data is
+// e.Data encoded with encoding/json (nil if it does not encode).
+func (e Event[T]) Raw() RawEvent {
+	data := e.raw
+	if data == nil {
+		if d, ok := any(e.Data).(json.RawMessage); ok {
+			data = d
+		} else if b, err := json.Marshal(e.Data); err == nil {
+			data = b
+		}
+	}
+	return RawEvent{
+		ID: e.ID, Type: e.Type, Position: e.Position, Time: e.Time, Key: e.Key,
+		Data: data, Meta: e.Meta, Attempt: e.Attempt,
+	}
 }
 
 // RawEvent is an event with its data as JSON.

@@ -11,8 +11,10 @@ import (
 
 // Example_eagerMode shows eventlib's test mode: with Options.Eager, Log
 // runs every matching consumer's handler before it returns and reports
-// their failures. In tests, monstertest.New(t, nil) opens such a Monster on
-// an in-memory store and closes it when the test ends.
+// their failures. In tests, monstertest.New(t, nil) opens an eager Monster
+// on an in-memory store and closes it when the test ends; there a handler's
+// failure fails the test instead, and Log returns what it returns in
+// production.
 func Example_eagerMode() {
 	ctx := context.Background()
 	m, err := monster.Open(ctx, "memory://", &monster.Options{Eager: true})

@@ -42,8 +42,11 @@ func ExampleMonster_Stats() {
 		log.Fatal(err)
 	}
 	waitFor("audit to catch up", func() bool {
-		s, err := m.ConsumerStats(ctx, "audit")
-		return err == nil && s.Lag == 0
+		s, err := m.ConsumerStats(ctx, "audit") // declared: no error even before it starts
+		if err != nil {
+			log.Fatal(err)
+		}
+		return s.Lag == 0
 	})
 	if err := m.Stop(ctx); err != nil {
 		log.Fatal(err)

@@ -53,7 +53,7 @@ type preparedCtxKey struct{}
 // connection) after the event was handed to the store, which may have
 // stored it; log with WithIdempotencyKey to retry safely. In eager mode
 // (Options.Eager) a handler's failure is returned, as *HandlerError,
-// together with the stored event.
+// together with the stored event, unless Options.OnEagerFailure takes it.
 func (m *Monster) Log(ctx context.Context, typ string, data any, opts ...LogOption) (RawEvent, error) {
 	entry := Entry{Type: typ, Data: data}
 	for _, o := range opts {

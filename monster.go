@@ -53,9 +53,18 @@ type Options struct {
 
 	// Eager makes Log run every matching consumer's handler before it
 	// returns, once, in the calling goroutine, and return their errors
-	// (joined, as *HandlerError). Consumers do not run in the background.
-	// For tests; see package monstertest. Default false.
+	// (joined, as *HandlerError) unless OnEagerFailure is set. Consumers do
+	// not run in the background. For tests; see package monstertest.
+	// Default false.
 	Eager bool
+
+	// OnEagerFailure, in eager mode, receives each handler failure, in
+	// Log's goroutine before Log returns, instead of Log returning it: Log
+	// then returns what it returns in production, where consumers run
+	// apart (the stored events and nil), so that code under test behaves
+	// as it will in production. monstertest.New sets it to fail the test.
+	// Default nil: Log returns the failures.
+	OnEagerFailure func(err *HandlerError)
 
 	// PollInterval is how often a consumer looks for events logged by other
 	// processes when the store cannot notify it. Events logged through this

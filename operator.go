@@ -2,6 +2,7 @@ package monster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -15,7 +16,9 @@ type Stats struct {
 	Head int64 `json:"head"`
 	// Types counts the events of each type.
 	Types map[string]int64 `json:"types"`
-	// Consumers is every consumer in the store, by name.
+	// Consumers is every consumer in the store, and every consumer
+	// declared in this Monster that has not started yet (NotStarted), by
+	// name.
 	Consumers []ConsumerStats `json:"consumers"`
 }
 
@@ -43,6 +46,13 @@ type ConsumerStats struct {
 	// them.
 	Partitions int      `json:"partitions"`
 	Owners     []string `json:"owners,omitempty"`
+	// NotStarted reports a consumer declared in this Monster (Consume)
+	// that has not started yet: the store holds nothing of it until Start,
+	// Run or StartConsumer first runs it somewhere. Its Position and Lag are
+	// then where it would start and what it would have to handle if it
+	// started now (from its ConsumerOptions.StartAt), Partitions is its
+	// declared count, and it has no owners, failures or dead letters.
+	NotStarted bool `json:"not_started,omitempty"`
 }
 
 // Stats returns counts per type and every consumer's progress.
@@ -60,24 +70,95 @@ func (m *Monster) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("monster: stats: %w", err)
 	}
 	s := Stats{Head: head, Types: types, Consumers: []ConsumerStats{}}
+	stored := map[string]bool{}
 	for _, info := range infos {
+		stored[info.Name] = true
 		cs, err := m.consumerStats(ctx, info)
 		if err != nil {
 			return Stats{}, err
 		}
 		s.Consumers = append(s.Consumers, cs)
 	}
+	for _, def := range m.declarations() {
+		if stored[def.name] {
+			continue
+		}
+		cs, err := m.notStartedStats(ctx, def)
+		if err != nil {
+			return Stats{}, err
+		}
+		s.Consumers = append(s.Consumers, cs)
+	}
+	sort.Slice(s.Consumers, func(i, j int) bool { return s.Consumers[i].Name < s.Consumers[j].Name })
 	return s, nil
 }
 
-// ConsumerStats returns one consumer's progress, or an error matching
-// ErrNotFound.
+// ConsumerStats returns one consumer's progress. A consumer declared in
+// this Monster that has not started yet is no error: its stats say
+// NotStarted. A consumer neither in the store nor declared here gives an
+// error matching ErrNotFound.
 func (m *Monster) ConsumerStats(ctx context.Context, name string) (ConsumerStats, error) {
 	info, err := m.store.Consumer(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		if def := m.declaration(name); def != nil {
+			return m.notStartedStats(ctx, def)
+		}
+	}
 	if err != nil {
 		return ConsumerStats{}, err
 	}
 	return m.consumerStats(ctx, info)
+}
+
+// declaration returns the consumer declared as name in this Monster, or
+// nil.
+func (m *Monster) declaration(name string) *consumerDef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.consumers[name]
+}
+
+// declarations returns the consumers declared in this Monster.
+func (m *Monster) declarations() []*consumerDef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defs := make([]*consumerDef, 0, len(m.consumers))
+	for _, d := range m.consumers {
+		defs = append(defs, d)
+	}
+	return defs
+}
+
+// notStartedStats is the progress of a declared consumer that is not in
+// the store yet: where it would start now, and what it would have to do.
+func (m *Monster) notStartedStats(ctx context.Context, def *consumerDef) (ConsumerStats, error) {
+	start, err := def.opts.StartAt.checkpoint(ctx, m)
+	if err != nil {
+		return ConsumerStats{}, fmt.Errorf("monster: stats of consumer %q (not started): %w", def.name, err)
+	}
+	cs := ConsumerStats{Name: def.name, Types: def.handler.patterns(), Position: start, Partitions: def.opts.Partitions, NotStarted: true}
+	if cs.Lag, err = m.lagAfter(ctx, start, cs.Types); err != nil {
+		return ConsumerStats{}, fmt.Errorf("monster: stats of consumer %q: %w", def.name, err)
+	}
+	return cs, nil
+}
+
+// lagAfter counts the events of types matching patterns after position.
+func (m *Monster) lagAfter(ctx context.Context, position int64, patterns []string) (int64, error) {
+	after, err := m.store.CountByType(ctx, position)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for typ, n := range after {
+		for _, p := range patterns {
+			if matchPattern(p, typ) {
+				lag += n
+				break
+			}
+		}
+	}
+	return lag, nil
 }
 
 func (m *Monster) consumerStats(ctx context.Context, info store.ConsumerInfo) (ConsumerStats, error) {
@@ -97,17 +178,9 @@ func (m *Monster) consumerStats(ctx context.Context, info store.ConsumerInfo) (C
 		cs.Owners = append(cs.Owners, o)
 	}
 	sort.Strings(cs.Owners)
-	after, err := m.store.CountByType(ctx, cs.Position)
-	if err != nil {
+	var err error
+	if cs.Lag, err = m.lagAfter(ctx, cs.Position, info.Types); err != nil {
 		return ConsumerStats{}, fmt.Errorf("monster: stats of consumer %q: %w", info.Name, err)
-	}
-	for typ, n := range after {
-		for _, p := range info.Types {
-			if matchPattern(p, typ) {
-				cs.Lag += n
-				break
-			}
-		}
 	}
 	return cs, nil
 }
@@ -115,13 +188,20 @@ func (m *Monster) consumerStats(ctx context.Context, info store.ConsumerInfo) (C
 // ResetConsumer moves a consumer to start: Beginning (replay everything),
 // End (skip everything logged so far), AtPosition or AtTime. Processes
 // running the consumer notice within Options.LeaseTTL/3 and go on from
-// there; events they were handling may be handled again.
+// there; events they were handling may be handled again. A consumer that
+// has not started yet (ConsumerStats.NotStarted) cannot be reset: the
+// error, matching ErrNotFound, says it starts at its
+// ConsumerOptions.StartAt.
 func (m *Monster) ResetConsumer(ctx context.Context, name string, start StartPosition) error {
 	pos, err := start.checkpoint(ctx, m)
 	if err != nil {
 		return fmt.Errorf("monster: reset consumer %q: %w", name, err)
 	}
 	if err := m.store.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: name, Position: pos}); err != nil {
+		if def := m.declaration(name); def != nil && errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: cannot reset consumer %q: it has not started yet, and will start at %s (its ConsumerOptions.StartAt) when Start, Run or StartConsumer first runs it; reset it after that, or declare it with another StartAt",
+				ErrNotFound, name, def.opts.StartAt)
+		}
 		return fmt.Errorf("monster: reset consumer %q to %s: %w", name, start, err)
 	}
 	return nil
@@ -163,9 +243,14 @@ func deadLetterFromStore(dl store.DeadLetter) DeadLetter {
 }
 
 // DeadLetters lists a consumer's dead letters in log order, up to limit (0
-// for all).
+// for all). A consumer declared in this Monster that has not started yet
+// has none: the list is empty. A consumer neither in the store nor
+// declared here gives an error matching ErrNotFound.
 func (m *Monster) DeadLetters(ctx context.Context, consumer string, limit int) ([]DeadLetter, error) {
 	if _, err := m.store.Consumer(ctx, consumer); err != nil {
+		if errors.Is(err, store.ErrNotFound) && m.declaration(consumer) != nil {
+			return []DeadLetter{}, nil
+		}
 		return nil, err
 	}
 	dls, err := m.store.DeadLetters(ctx, store.DeadLetterQuery{Consumer: consumer, Limit: limit})
@@ -183,16 +268,32 @@ func (m *Monster) DeadLetters(ctx context.Context, consumer string, limit int) (
 // given dead letters again (all of them when no ID is given), with a fresh
 // retry policy. A success removes the dead letter; a failure puts it back
 // with its attempts added up. It returns how many were marked, or an error
-// matching ErrNotFound (and marks none) if an ID names no dead letter.
+// matching ErrNotFound (and marks none) if an ID names no dead letter. A
+// consumer declared here that has not started yet has no dead letters:
+// retrying all of them marks 0.
 func (m *Monster) RetryDeadLetters(ctx context.Context, consumer string, eventIDs ...string) (int, error) {
-	return m.store.RequestRetry(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
+	n, err := m.store.RequestRetry(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
+	return m.noneIfNotStarted(consumer, eventIDs, n, err)
 }
 
 // DiscardDeadLetters removes dead letters for good (all of the consumer's
 // when no ID is given); the events stay in the log. It returns how many it
-// removed, or an error matching ErrNotFound (and removes none).
+// removed, or an error matching ErrNotFound (and removes none). A consumer
+// declared here that has not started yet has no dead letters: discarding
+// all of them removes 0.
 func (m *Monster) DiscardDeadLetters(ctx context.Context, consumer string, eventIDs ...string) (int, error) {
-	return m.store.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
+	n, err := m.store.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
+	return m.noneIfNotStarted(consumer, eventIDs, n, err)
+}
+
+// noneIfNotStarted turns the store's ErrNotFound for all the dead letters
+// of a declared consumer (with no IDs, only the consumer can be missing)
+// into 0 of them.
+func (m *Monster) noneIfNotStarted(consumer string, ids []string, n int, err error) (int, error) {
+	if len(ids) == 0 && errors.Is(err, store.ErrNotFound) && m.declaration(consumer) != nil {
+		return 0, nil
+	}
+	return n, err
 }
 
 func nilIfEmpty(ids []string) []string {

@@ -555,7 +555,7 @@ func (c *consumerRun) process(it *dispatch.Item) {
 	}
 	out := c.failures.Fail(retry.Failure{
 		Event: it.Event, Partition: dispatch.PartitionOf(it.Event, c.def.opts.Partitions),
-		Attempts: it.Attempts, TotalAttempts: ev.Attempt, Err: err,
+		Attempts: it.Attempts, TotalAttempts: ev.Attempt, Err: err, Permanent: isPermanent(err),
 	})
 	switch {
 	case out.StoreErr != nil:

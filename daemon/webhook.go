@@ -441,7 +441,12 @@ func (d *delivery) deliver(ctx context.Context, e monster.RawEvent) error {
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
 		d.metrics.observeWebhook(d.consumer, strconv.Itoa(resp.StatusCode), time.Since(began))
-		return fmt.Errorf("monster: webhook %s answered %s: %q", d.url, resp.Status, bytes.TrimSpace(snippet))
+		err := fmt.Errorf("monster: webhook %s answered %s: %q", d.url, resp.Status, bytes.TrimSpace(snippet))
+		if resp.StatusCode == http.StatusUnprocessableEntity {
+			// The receiver says no retry can help: dead-letter at once.
+			return monster.Permanent(err)
+		}
+		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
 	d.okObs.Observe(time.Since(began).Seconds())

@@ -187,6 +187,50 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	wantError(t, status, body, 400, CodeBadRequest, "limit")
 }
 
+// A receiver answering 422 says no retry can help: the event is
+// dead-lettered after one attempt. Other 4xx answers are retried.
+func TestWebhook422IsNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	var mu sync.Mutex
+	attempts := map[string]int{} // by event type
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		typ := req.Header.Get("Monster-Event-Type")
+		mu.Lock()
+		attempts[typ]++
+		mu.Unlock()
+		switch typ {
+		case "order.unprocessable":
+			http.Error(w, "no such customer", http.StatusUnprocessableEntity)
+		default:
+			http.Error(w, "bad request", http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(rcv.Close)
+	ctx := context.Background()
+	if _, err := b.client.PutConsumer(ctx, "billing", fastRetry(rcv.URL, "k", "order.*")); err != nil {
+		t.Fatal(err)
+	}
+	evs := logN(t, b, 2, func(i int) string { return []string{"order.unprocessable", "order.bad"}[i] })
+	var dls []DeadLetter
+	monstertest.EventuallyWithin(t, 10*time.Second, "2 dead letters", func() bool {
+		var err error
+		dls, err = b.client.DeadLetters(ctx, "billing", 0)
+		return err == nil && len(dls) == 2
+	})
+	if dls[0].EventID != evs[0].ID || dls[0].Attempts != 1 || !strings.Contains(dls[0].Error, "422") || !strings.Contains(dls[0].Error, "no such customer") {
+		t.Errorf("422 dead letter %+v, want 1 attempt and the receiver's answer", dls[0])
+	}
+	if dls[1].EventID != evs[1].ID || dls[1].Attempts != 4 {
+		t.Errorf("400 dead letter %+v, want the policy's 4 attempts", dls[1])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts["order.unprocessable"] != 1 || attempts["order.bad"] != 4 {
+		t.Errorf("deliveries by type %v, want 1 of order.unprocessable and 4 of order.bad", attempts)
+	}
+}
+
 func TestWebhookRefusedConnectionIsRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})

@@ -5,9 +5,11 @@
 //
 // New returns a Monster on a fresh in-memory store in eager mode: Log runs
 // the handler of every matching consumer before it returns, in the test's
-// goroutine, and returns their failures as *monster.HandlerError. A test
-// can then call the code under test and check its effects at once, with no
-// waiting:
+// goroutine. A handler's failure fails the test, and Log returns what it
+// returns in production (nil once the event is stored), so the code under
+// test behaves as in production; a test that expects failures records them
+// with HandlerFailures. A test can then call the code under test and check
+// its effects at once, with no waiting:
 //
 //	func TestProductPage(t *testing.T) {
 //		m := monstertest.New(t, nil)

@@ -25,21 +25,32 @@ const (
 //
 // In eager mode (monster.Options.Eager) Log runs the handler of every
 // consumer whose subscription matches the event, once each, in the calling
-// goroutine, before it returns; a handler's failure comes back from Log as
-// a *monster.HandlerError (the event itself is stored). There is nothing to
-// wait for: when Log returns, the handlers have run. Consumers are not
-// registered in the store and keep no position, so WaitCaughtUp,
-// ConsumerStats and DeadLetters do not apply to them; use NewAsync to test
-// background behaviour (retries, dead letters, positions).
+// goroutine, before it returns. There is nothing to wait for: when Log
+// returns, the handlers have run. Consumers are not registered in the store
+// and keep no position, so WaitCaughtUp, ConsumerStats and DeadLetters do
+// not apply to them; use NewAsync to test background behaviour (retries,
+// dead letters, positions).
+//
+// A handler's failure fails the test (tb.Errorf, naming the consumer, the
+// event and the error), and Log returns what it returns in production, the
+// stored event and no error: an HTTP handler under test that logs answers
+// as it will in production, where consumers run apart. A test that expects
+// failures records them with a HandlerFailures given as
+// Options.OnEagerFailure. For Log to return them as *monster.HandlerError,
+// as plain eager mode does, open the Monster yourself:
+// monster.Open(ctx, "memory://", monstertest.Options(t, &monster.Options{Eager: true})).
 //
 // opts may be nil. Eager is always set. Fields left zero get test-friendly
-// values: Logger writes to tb.Log (shown when the test fails or with -v),
-// and the timings are short. New fails the test if the Monster cannot be
-// opened.
+// values: OnEagerFailure fails the test, Logger writes to tb.Log (shown
+// when the test fails or with -v), and the timings are short. New fails the
+// test if the Monster cannot be opened.
 func New(tb testing.TB, opts *monster.Options) *monster.Monster {
 	tb.Helper()
 	o := Options(tb, opts)
 	o.Eager = true
+	if o.OnEagerFailure == nil {
+		o.OnEagerFailure = failTest(tb)
+	}
 	return open(tb, *o)
 }
 

@@ -44,24 +44,65 @@ func TestNewRunsHandlersInsideLogAndClosesAtCleanup(t *testing.T) {
 	require.ErrorIs(t, err, monster.ErrClosed, "New must close the Monster at cleanup")
 }
 
-func TestNewReturnsHandlerErrorsFromLog(t *testing.T) {
+// A failing handler fails the test, and Log returns what it returns in
+// production: the stored event and no error.
+func TestNewFailsTheTestOnHandlerFailure(t *testing.T) {
 	t.Parallel()
-	m := monstertest.New(t, nil)
+	fake := newFakeTB(t)
+	var logErr error
+	var stored monster.RawEvent
+	fake.run(func(tb testing.TB) {
+		m := monstertest.New(tb, nil)
+		rec := monstertest.Record(tb, m, "mailer", "user.bought_shirt")
+		rec.FailWith(errors.New("mail server down"))
+		stored, logErr = m.Log(ctx, "user.bought_shirt", boughtShirt{User: "gordon", Quantity: 2})
+		require.Equal(tb, 1, rec.Len())
+		monstertest.RequireLogged(tb, m, "user.bought_shirt", 1)
+	})
+	require.NoError(t, logErr, "Log must return what it returns in production")
+	require.NotEmpty(t, stored.ID)
+	require.True(t, fake.Failed(), "the handler's failure must fail the test")
+	require.Contains(t, fake.output(), `monstertest: monster: consumer "mailer" failed on event `+stored.ID+`: mail server down`)
+	require.Contains(t, fake.output(), "monstertest.HandlerFailures", "the message says how to expect failures")
+}
+
+func TestHandlerFailuresRecordsExpectedFailures(t *testing.T) {
+	t.Parallel()
+	failures := &monstertest.HandlerFailures{}
+	m := monstertest.New(t, &monster.Options{OnEagerFailure: failures.Record})
 	rec := monstertest.Record(t, m, "mailer", "user.bought_shirt")
 	boom := errors.New("mail server down")
 	rec.FailWith(boom)
 
-	_, err := m.Log(ctx, "user.bought_shirt", boughtShirt{User: "gordon", Quantity: 2})
-	var he *monster.HandlerError
-	require.ErrorAs(t, err, &he)
+	e := logOrFail(t, m, "user.bought_shirt", boughtShirt{User: "gordon", Quantity: 2})
+	require.Equal(t, 1, failures.Len())
+	he := failures.All()[0]
 	require.Equal(t, "mailer", he.Consumer)
-	require.ErrorIs(t, err, boom)
-	require.Equal(t, 1, rec.Len())
-	monstertest.RequireLogged(t, m, "user.bought_shirt", 1) // stored all the same
+	require.Equal(t, e.ID, he.EventID)
+	require.ErrorIs(t, he, boom)
 
 	rec.FailWith(nil)
 	logOrFail(t, m, "user.bought_shirt", boughtShirt{User: "alyx", Quantity: 1})
 	require.Equal(t, 2, rec.Len())
+	require.Equal(t, 1, failures.Len(), "a success records nothing")
+}
+
+// Plain eager mode, without monstertest.New, still returns the failures
+// from Log: the behaviour New had, available under its own name.
+func TestPlainEagerModeReturnsHandlerErrors(t *testing.T) {
+	t.Parallel()
+	m, err := monster.Open(ctx, "memory://", monstertest.Options(t, &monster.Options{Eager: true}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	rec := monstertest.Record(t, m, "mailer", "user.bought_shirt")
+	boom := errors.New("mail server down")
+	rec.FailWith(boom)
+	e, err := m.Log(ctx, "user.bought_shirt", boughtShirt{User: "gordon", Quantity: 2})
+	var he *monster.HandlerError
+	require.ErrorAs(t, err, &he)
+	require.Equal(t, "mailer", he.Consumer)
+	require.ErrorIs(t, err, boom)
+	require.NotEmpty(t, e.ID, "the stored event comes with the failure")
 }
 
 func TestLoggedMatchesExactTypesAndGlobs(t *testing.T) {

@@ -64,7 +64,8 @@ func (r *Recorder) Handle(_ context.Context, e monster.RawEvent) error {
 }
 
 // FailWith makes later deliveries return err (after recording them), to
-// test retries, dead letters and eager-mode errors. FailWith(nil) makes
+// test retries, dead letters and eager-mode failures (with New, record
+// them with HandlerFailures, or they fail the test). FailWith(nil) makes
 // them succeed again.
 func (r *Recorder) FailWith(err error) {
 	r.mu.Lock()

@@ -51,8 +51,8 @@ func EventuallyWithin(tb testing.TB, timeout time.Duration, what string, cond fu
 //
 // It is for Monsters whose consumers run in the background (NewAsync, or
 // Start/Run on any Monster). In eager mode (New) there is nothing to wait
-// for, and the consumer is never registered in the store, so WaitCaughtUp
-// would time out reporting that it cannot find it.
+// for, and the consumer never starts in the store, so WaitCaughtUp would
+// time out reporting that it has not started.
 func WaitCaughtUp(tb testing.TB, m *monster.Monster, consumer string) {
 	tb.Helper()
 	deadline := waitDeadline(tb, WaitTimeout)
@@ -67,9 +67,12 @@ func WaitCaughtUp(tb testing.TB, m *monster.Monster, consumer string) {
 		}
 		if time.Now().After(deadline) {
 			var where string
-			if err != nil {
+			switch {
+			case err != nil:
 				where = "it is not in the store: is it declared (with Consume) and running (Start or Run; not eager mode)?"
-			} else {
+			case stats.NotStarted:
+				where = fmt.Sprintf("it is declared but has not started, with lag %d: is it running (Start or Run; not eager mode)?", stats.Lag)
+			default:
 				where = fmt.Sprintf("it is at position %d with lag %d (%d in flight, %d failures, %d dead letters)",
 					stats.Position, stats.Lag, stats.InFlight, stats.Failures, stats.DeadLetters)
 			}

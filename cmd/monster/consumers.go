@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/gomonster/monster/daemon"
 )
 
 // ConsumersCommand lists consumers: name, types, position, lag, in
@@ -48,8 +51,17 @@ func (c *ConsumersCommand) Run(ctx context.Context) error {
 		if x.Webhook != nil {
 			hook = x.Webhook.URL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", x.Name, shorten(strings.Join(x.Types, ","), 40),
-			x.Position, x.Lag, x.InFlight, x.Failures, x.DeadLetters, hook)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", x.Name, shorten(strings.Join(x.Types, ","), 40),
+			positionCell(x), x.Lag, x.InFlight, x.Failures, x.DeadLetters, hook)
 	}
 	return tw.Flush()
+}
+
+// positionCell is a consumer's position, or "not started" for a declared
+// consumer that has none in the store yet.
+func positionCell(c daemon.Consumer) string {
+	if c.NotStarted {
+		return "not started"
+	}
+	return strconv.FormatInt(c.Position, 10)
 }

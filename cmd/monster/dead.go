@@ -102,9 +102,16 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 				return err
 			}
 			if c.target.json {
-				return writeJSON(c.stdout, res)
+				err = writeJSON(c.stdout, res)
+			} else {
+				_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s retried: %d handled, %d dead again\n", n, c.consumer, res.Handled, res.DeadAgain)
 			}
-			_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s retried: %d handled, %d dead again\n", n, c.consumer, res.Handled, res.DeadAgain)
+			if err == nil && res.DeadAgain > 0 {
+				// A script waiting for the retry must see that it did not
+				// work: exit 1, with the result printed all the same.
+				err = fmt.Errorf("monster: %d of the %d retried dead letters of %s failed again; see why with: monster dead list %s",
+					res.DeadAgain, n, c.consumer, c.consumer)
+			}
 			return err
 		}
 		if c.target.json {

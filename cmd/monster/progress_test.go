@@ -189,14 +189,14 @@ func TestDeadRetryWaitShowsProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	// Odd events fail for good; even ones fail until healed.
-	var healed atomic.Bool
+	// Odd events fail until all are healed; even ones until healed.
+	var healed, allHealed atomic.Bool
 	err = m.Consume("mailer", monster.Match("user.*", func(ctx context.Context, e monster.RawEvent) error {
 		var n int
 		if err := json.Unmarshal(e.Data, &n); err != nil {
 			return err
 		}
-		if n%2 == 1 || !healed.Load() {
+		if (n%2 == 1 && !allHealed.Load()) || !healed.Load() {
 			return errors.New("smtp down")
 		}
 		return nil
@@ -213,7 +213,7 @@ func TestDeadRetryWaitShowsProgress(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		dls, err := m.DeadLetters(ctx, "mailer", 0)
-		if err != nil && !errors.Is(err, monster.ErrNotFound) { // registered at Start
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(dls) == 10 {
@@ -225,15 +225,16 @@ func TestDeadRetryWaitShowsProgress(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	healed.Store(true)
+	// Some failed again: the result is printed, and the exit code says so.
 	code, out, errOut := runCtx(t, time.Minute, env, "dead", "retry", "mailer", "--all", "--wait", "--progress", "--json")
-	if code != 0 {
-		t.Fatalf("dead retry --wait: exit %d: %s", code, errOut)
+	if code != 1 || !strings.HasSuffix(errOut, "monster: 5 of the 10 retried dead letters of mailer failed again; see why with: monster dead list mailer\n") {
+		t.Fatalf("dead retry --wait with failures: exit %d, stderr %q; want exit 1 and why", code, errOut)
 	}
 	var res retryResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res != (retryResult{Retried: 10, Handled: 5, DeadAgain: 5}) {
 		t.Errorf("dead retry --wait --json: %s (%v)", out, err)
 	}
-	if got := lastLine(errOut); !strings.HasPrefix(got, "dead letters of mailer retried: 10 of 10 done, 5 handled, 5 dead again, in ") {
+	if got := lastLine(strings.TrimSuffix(errOut, "monster: 5 of the 10 retried dead letters of mailer failed again; see why with: monster dead list mailer\n")); !strings.HasPrefix(got, "dead letters of mailer retried: 10 of 10 done, 5 handled, 5 dead again, in ") {
 		t.Errorf("dead retry --wait: last progress line %q", got)
 	}
 	// The odd ones are back, waiting for nothing.
@@ -243,8 +244,15 @@ func TestDeadRetryWaitShowsProgress(t *testing.T) {
 	}
 	// Without --progress and not on a terminal, only the result.
 	code, out, errOut = runCtx(t, time.Minute, env, "dead", "retry", "mailer", "--all", "--wait")
-	if code != 0 || errOut != "" || !strings.Contains(out, "5 dead letters of mailer retried: 0 handled, 5 dead again") {
-		t.Errorf("dead retry --wait: exit %d, stdout %q, stderr %q", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "5 dead letters of mailer retried: 0 handled, 5 dead again") ||
+		errOut != "monster: 5 of the 5 retried dead letters of mailer failed again; see why with: monster dead list mailer\n" {
+		t.Errorf("dead retry --wait, all failing again: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
+	}
+	// All handled: exit 0.
+	allHealed.Store(true)
+	code, out, errOut = runCtx(t, time.Minute, env, "dead", "retry", "mailer", "--all", "--wait")
+	if code != 0 || errOut != "" || !strings.Contains(out, "5 dead letters of mailer retried: 5 handled, 0 dead again") {
+		t.Errorf("dead retry --wait, all handled: exit %d, stdout %q, stderr %q; want exit 0", code, out, errOut)
 	}
 }
 

@@ -243,16 +243,19 @@ func TestCustomEventLoggerPrintsOnlyForCustom1(t *testing.T) {
 func TestCustomConsumerRejectsDataThatIsNotAMessage(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	m := monstertest.New(t, nil)
+	failures := &monstertest.HandlerFailures{}
+	m := monstertest.New(t, &monster.Options{OnEagerFailure: failures.Record})
 	require.NoError(t, pymonster.RegisterConsumers(m, &out))
 
 	_, err := m.Log(context.Background(), pymonster.Custom1, map[string]int{"not": 1})
-	var failed *monster.HandlerError
-	require.ErrorAs(t, err, &failed)
+	require.NoError(t, err, "stored; the consumer's failure is not the producer's")
+	require.Equal(t, 1, failures.Len())
+	failed := failures.All()[0]
 	require.Equal(t, "custom_1", failed.Consumer)
-	require.ErrorContains(t, err, `custom_1 wants a string message, got {"not":1}`)
+	require.ErrorContains(t, failed, `custom_1 wants a string message, got {"not":1}`)
 
 	_, err = m.Log(context.Background(), pymonster.Custom1, "fine")
 	require.NoError(t, err)
+	require.Equal(t, 1, failures.Len())
 	require.Equal(t, "[CustomConsumer][custom_1][2]: fine\n", out.String())
 }

@@ -1,8 +1,10 @@
 // Package retry is what happens to an event a consumer's handler failed
 // on: it runs again after an exponential backoff with jitter, until the
 // policy's attempts are spent, and then goes to the consumer's dead
-// letters (in blocking mode it is retried for ever instead). An event
-// whose dead letter cannot be stored is not done: it is retried.
+// letters (in blocking mode it is retried for ever instead). A failure the
+// handler marked permanent goes to the dead letters at once, in blocking
+// mode too. An event whose dead letter cannot be stored is not done: it is
+// retried.
 //
 // It also runs the dead letters an operator asked to retry (Requested).
 package retry
@@ -51,7 +53,7 @@ type Failures struct {
 	Consumer string
 	Policy   Policy
 	// RetryForever retries for ever instead of dead-lettering
-	// (ConsumerOptions.BlockOnFailure).
+	// (ConsumerOptions.BlockOnFailure), except permanent failures.
 	RetryForever bool
 	Store        DeadLetterStore
 	// Now is the clock; default time.Now.
@@ -70,6 +72,11 @@ type Failure struct {
 	// dead letter being retried; the dead letter records it.
 	TotalAttempts int
 	Err           error
+	// Permanent: the handler said retrying cannot help (monster.Permanent).
+	// The event is dead-lettered at once, whatever the attempts left and
+	// RetryForever: a blocking consumer blocks to wait out failures that
+	// may pass, and the handler says this one will not.
+	Permanent bool
 }
 
 // Outcome is what becomes of a failure.
@@ -83,12 +90,12 @@ type Outcome struct {
 	StoreErr error
 }
 
-// Fail decides f's outcome and, when its attempts are spent, stores its
-// dead letter (with a 10 s bound of its own: the event's fate should not
-// depend on a stopping runner's context).
+// Fail decides f's outcome and, when its attempts are spent or it is
+// permanent, stores its dead letter (with a 10 s bound of its own: the
+// event's fate should not depend on a stopping runner's context).
 func (fs *Failures) Fail(f Failure) Outcome {
 	retry := Outcome{Retry: true, Delay: fs.Policy.Backoff(f.Attempts)}
-	if fs.RetryForever || f.Attempts < fs.Policy.MaxAttempts {
+	if !f.Permanent && (fs.RetryForever || f.Attempts < fs.Policy.MaxAttempts) {
 		return retry
 	}
 	now := time.Now

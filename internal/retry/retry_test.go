@@ -107,6 +107,7 @@ func TestFail(t *testing.T) {
 	tests := []struct {
 		name      string
 		blocking  bool
+		permanent bool
 		attempts  int
 		addErr    error
 		wantRetry bool
@@ -118,6 +119,10 @@ func TestFail(t *testing.T) {
 		{name: "last attempt dead-letters", attempts: 3, wantDead: true},
 		{name: "blocking never dead-letters", blocking: true, attempts: 30, wantRetry: true, wantDelay: time.Second},
 		{name: "dead letter not stored: retried", attempts: 3, addErr: storeDown, wantRetry: true, wantDelay: 40 * time.Millisecond},
+		{name: "permanent dead-letters on the first failure", permanent: true, attempts: 1, wantDead: true},
+		{name: "permanent dead-letters with attempts left", permanent: true, attempts: 2, wantDead: true},
+		{name: "permanent dead-letters a blocking consumer's event", blocking: true, permanent: true, attempts: 1, wantDead: true},
+		{name: "permanent dead letter not stored: retried", permanent: true, attempts: 1, addErr: storeDown, wantRetry: true, wantDelay: 10 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,7 +132,7 @@ func TestFail(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 3600))
 			fs := &Failures{Consumer: "audit", Policy: policy, RetryForever: tt.blocking, Store: st, Now: func() time.Time { return now }}
 			ev := store.Event{ID: "e1", Type: "user.login", Position: 7}
-			out := fs.Fail(Failure{Event: ev, Partition: 3, Attempts: tt.attempts, TotalAttempts: tt.attempts + 2, Err: errors.New("handler broke")})
+			out := fs.Fail(Failure{Event: ev, Partition: 3, Attempts: tt.attempts, TotalAttempts: tt.attempts + 2, Err: errors.New("handler broke"), Permanent: tt.permanent})
 			require.Equal(t, tt.wantRetry, out.Retry)
 			require.Equal(t, tt.wantDelay, out.Delay)
 			require.ErrorIs(t, out.StoreErr, tt.addErr)

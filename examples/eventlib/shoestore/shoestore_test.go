@@ -91,7 +91,8 @@ func TestProductListLinksEveryProduct(t *testing.T) {
 
 func TestProductPageAnswersWhenAConsumerFails(t *testing.T) {
 	t.Parallel()
-	m := monstertest.New(t, nil)
+	failures := &monstertest.HandlerFailures{} // expected: do not fail the test
+	m := monstertest.New(t, &monster.Options{OnEagerFailure: failures.Record})
 	broken := monstertest.Record(t, m, "broken", shoestore.ProductViewedType)
 	broken.FailWith(errors.New("redis: connection refused"))
 
@@ -99,6 +100,8 @@ func TestProductPageAnswersWhenAConsumerFails(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, "Garden Clog")
 	monstertest.RequireLogged(t, m, shoestore.ProductViewedType, 1)
+	require.Equal(t, 1, failures.Len())
+	require.Equal(t, "broken", failures.All()[0].Consumer)
 }
 
 func TestProductViewedIsValidated(t *testing.T) {

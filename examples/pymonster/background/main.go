@@ -98,11 +98,11 @@ func waitCaughtUp(ctx context.Context, m *monster.Monster, consumers []string) e
 	for _, name := range consumers {
 		for {
 			s, err := m.ConsumerStats(ctx, name)
-			if err == nil && s.Lag == 0 {
-				break
-			}
-			if err != nil && !errors.Is(err, monster.ErrNotFound) { // not registered yet
+			if err != nil {
 				return err
+			}
+			if s.Lag == 0 {
+				break
 			}
 			select {
 			case <-ctx.Done():
