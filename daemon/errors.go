@@ -18,6 +18,7 @@ const (
 	CodeForbidden        = "forbidden"          // 403: the token lacks the scope
 	CodeNotFound         = "not_found"          // 404: no such event, consumer, dead letter or route
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeRequestTimeout   = "request_timeout"    // 408: the request body stopped arriving
 	CodeConflict         = "conflict"           // 409: contradicts stored state
 	CodeTooLarge         = "too_large"          // 413: an event or the request is over its size limit
 	CodeUndeclaredType   = "undeclared_type"    // 422: unknown type while undeclared types are rejected
