@@ -98,7 +98,7 @@ func TestTailOutlivesBodyReadTimeout(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
-	lines.Scan() // the opening comment: the tail is running
+	lines.Scan()            // the opening comment: the tail is running
 	time.Sleep(3 * timeout) // let the timeout pass while the tail is idle
 	logN(t, b, 1, func(int) string { return "late.event" })
 	for lines.Scan() {
