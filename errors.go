@@ -19,6 +19,10 @@ var (
 	// ErrInvalidName: an event type, pattern or consumer name is empty or
 	// malformed.
 	ErrInvalidName = errors.New("monster: invalid name")
+	// ErrInvalidKey: an event's key or idempotency key is over
+	// MaxKeyBytes, is not valid UTF-8, or holds a control character (NUL
+	// among them).
+	ErrInvalidKey = errors.New("monster: invalid key")
 	// ErrTooLarge: the encoded event is over Options.MaxEventSize.
 	ErrTooLarge = errors.New("monster: event too large")
 	// ErrEncoding: the event's data cannot be encoded as JSON.

@@ -47,13 +47,14 @@ type preparedCtxKey struct{}
 // committed and synced; concurrent calls share one commit.
 //
 // Errors: ErrInvalidName for a malformed type, ErrUndeclared, ErrInvalid
-// (a *ValidationError naming the field), ErrEncoding, ErrTooLarge, a
-// middleware's error, ErrClosed, or a store error. With all of these
-// nothing is stored, except ErrAmbiguous: ctx ended (or the store lost its
-// connection) after the event was handed to the store, which may have
-// stored it; log with WithIdempotencyKey to retry safely. In eager mode
-// (Options.Eager) a handler's failure is returned, as *HandlerError,
-// together with the stored event.
+// (a *ValidationError naming the field), ErrEncoding, ErrTooLarge,
+// ErrInvalidKey (a key or idempotency key over MaxKeyBytes, not UTF-8, or
+// with a control character), a middleware's error, ErrClosed, or a store
+// error. With all of these nothing is stored, except ErrAmbiguous: ctx
+// ended (or the store lost its connection) after the event was handed to
+// the store, which may have stored it; log with WithIdempotencyKey to retry
+// safely. In eager mode (Options.Eager) a handler's failure is returned,
+// as *HandlerError, together with the stored event.
 func (m *Monster) Log(ctx context.Context, typ string, data any, opts ...LogOption) (RawEvent, error) {
 	entry := Entry{Type: typ, Data: data}
 	for _, o := range opts {
@@ -140,6 +141,9 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 		return errors.New("monster: LogFunc called outside Log")
 	}
 	if err := checkTypeName(e.Type); err != nil {
+		return err
+	}
+	if err := checkKeys(e); err != nil {
 		return err
 	}
 	m.mu.Lock()

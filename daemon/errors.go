@@ -67,6 +67,8 @@ func apiError(err error) *Error {
 		out.Status, out.Code, out.Field = http.StatusUnprocessableEntity, CodeValidationFailed, ve.Field
 	case errors.Is(err, monster.ErrUndeclared):
 		out.Status, out.Code = http.StatusUnprocessableEntity, CodeUndeclaredType
+	case errors.Is(err, monster.ErrInvalidKey):
+		out.Status, out.Code = http.StatusBadRequest, CodeInvalidField
 	case errors.Is(err, monster.ErrInvalidName):
 		out.Status, out.Code = http.StatusBadRequest, CodeInvalidName
 	case errors.Is(err, monster.ErrTooLarge):

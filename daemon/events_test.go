@@ -112,6 +112,11 @@ func TestPostEventErrors(t *testing.T) {
 		{"schema: nested field", `{"type":"user.bought_shirt","data":{"user":"g","quantity":1,"address":{"zip":"abc"}}}`, 422, CodeValidationFailed, []string{`"address.zip"`}},
 		{"oversize event", `{"type":"user.signed_up","data":"` + big + `"}`, 413, CodeTooLarge, []string{"1000"}},
 		{"oversize request", huge, 413, CodeTooLarge, []string{"4000"}},
+		{"oversize key", `{"type":"user.signed_up","data":1,"key":"` + strings.Repeat("k", 1100) + `"}`, 400, CodeInvalidField, []string{"key", "1100 bytes", "limit of 1024"}},
+		{"oversize idempotency key", `{"type":"user.signed_up","data":1,"idempotency_key":"` + strings.Repeat("i", 1025) + `"}`, 400, CodeInvalidField, []string{"idempotency_key", "1025 bytes", "limit of 1024"}},
+		{"NUL in key", `{"type":"user.signed_up","data":1,"key":"a\u0000b"}`, 400, CodeInvalidField, []string{"key", "U+0000"}},
+		{"control character in idempotency key", `{"type":"user.signed_up","data":1,"idempotency_key":"a\u001bb"}`, 400, CodeInvalidField, []string{"idempotency_key", "U+001B"}},
+		{"NUL in a batch's key", `{"events":[{"type":"user.signed_up","data":1},{"type":"user.signed_up","data":1,"key":"\u0000"}]}`, 400, CodeInvalidField, []string{"entry 1", "key", "U+0000"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
