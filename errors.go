@@ -25,7 +25,9 @@ var (
 	ErrInvalidKey = errors.New("monster: invalid key")
 	// ErrTooLarge: the encoded event is over Options.MaxEventSize.
 	ErrTooLarge = errors.New("monster: event too large")
-	// ErrEncoding: the event's data cannot be encoded as JSON.
+	// ErrEncoding: the event's data cannot be encoded as JSON, or is not
+	// valid Unicode text (bytes that are not UTF-8, or a \u escape of half
+	// a UTF-16 surrogate pair, which json.RawMessage lets through).
 	ErrEncoding = errors.New("monster: data cannot be encoded as JSON")
 	// ErrUnknownStore: the URL names a store scheme nobody registered.
 	ErrUnknownStore = errors.New("monster: unknown store")

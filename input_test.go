@@ -2,6 +2,7 @@ package monster_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -56,4 +57,53 @@ func TestLogRefusesBadKeys(t *testing.T) {
 	e, err := m.Log(ctx, "user.signed_up", 1, monster.WithKey(atLimit), monster.WithIdempotencyKey(atLimit))
 	require.NoError(t, err)
 	require.Equal(t, atLimit, e.Key)
+}
+
+// Data must be valid Unicode text: raw bytes that are not UTF-8, and \u
+// escapes of half a surrogate pair, pass encoding/json's json.Valid but
+// break readers in other languages.
+func TestLogRefusesDataThatIsNotUnicode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMem(t, nil)
+	type withRaw struct {
+		Note json.RawMessage `json:"note"`
+	}
+	for _, tc := range []struct {
+		name     string
+		data     any
+		mentions []string
+	}{
+		{"invalid UTF-8", json.RawMessage("\"\xff\xfe\xc0\""), []string{"not valid UTF-8", "byte 1", "0xff"}},
+		{"truncated UTF-8", json.RawMessage("{\"a\":\"\xe2\x82\"}"), []string{"not valid UTF-8", "byte 6"}},
+		{"UTF-8 encoded surrogate", json.RawMessage("\"\xed\xa0\x80\""), []string{"not valid UTF-8", "byte 1"}},
+		{"lone high surrogate", json.RawMessage(`"\ud800"`), []string{"lone UTF-16 surrogate", `\ud800`, "byte 1"}},
+		{"lone low surrogate", json.RawMessage(`["x","\uDC00"]`), []string{"lone UTF-16 surrogate", `\uDC00`, "byte 6"}},
+		{"high surrogate then a letter", json.RawMessage(`"\ud800\u0041"`), []string{"lone UTF-16 surrogate", `\ud800`}},
+		{"two high surrogates", json.RawMessage(`"\ud800\ud800\udc00"`), []string{`\ud800`, "byte 1"}},
+		{"high surrogate at the end", json.RawMessage(`{"a":"\ud83d"}`), []string{`\ud83d`, "byte 6"}},
+		{"inside a struct", withRaw{Note: json.RawMessage("\"\xc0\"")}, []string{"not valid UTF-8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Log(ctx, "note.taken", tc.data)
+			require.ErrorIs(t, err, monster.ErrEncoding)
+			require.True(t, strings.HasPrefix(err.Error(), "monster: "), err.Error())
+			require.Contains(t, err.Error(), `"note.taken"`)
+			for _, s := range tc.mentions {
+				require.Contains(t, err.Error(), s)
+			}
+		})
+	}
+	head, err := m.Store().Head(ctx)
+	require.NoError(t, err)
+	require.Zero(t, head, "data that is not Unicode was stored")
+
+	// Valid text, pairs and look-alikes are stored as they are.
+	for _, raw := range []string{
+		`"\ud83d\ude00"`, `"\uD83D\uDE00 and é, 😀"`, `"\\ud800"`, `"\\\ud83d\ude00"`, `"\u0000\uffff\ud7ff\ue000"`, `{"\ud800\udc00":1}`,
+	} {
+		e, err := m.Log(ctx, "note.taken", json.RawMessage(raw))
+		require.NoError(t, err, raw)
+		require.Equal(t, raw, string(e.Data))
+	}
 }

@@ -171,6 +171,9 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 	if size := len(data) + len(meta); size > m.opts.MaxEventSize {
 		return fmt.Errorf("%w: %q event is %d bytes, over the limit of %d (Options.MaxEventSize)", ErrTooLarge, e.Type, size, m.opts.MaxEventSize)
 	}
+	if err := checkData(e.Type, data); err != nil {
+		return err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("monster: event id: %w", err)

@@ -55,6 +55,8 @@ func testRejectedWithoutCorruption(t *testing.T, b *bundle) {
 		{"type with a slash", "user/bought", 1, nil, monster.ErrInvalidName, `"user/bought"`},
 		{"type with invalid UTF-8", "user.\xff", 1, nil, monster.ErrInvalidName, "user."},
 		{"overlong type", strings.Repeat("a", 300), 1, nil, monster.ErrInvalidName, "longer than"},
+		{"data that is not UTF-8", "bad.input", json.RawMessage("\"\xff\xfe\xc0\""), nil, monster.ErrEncoding, "not valid UTF-8"},
+		{"data with a lone surrogate", "bad.input", json.RawMessage(`{"a":"\ud800"}`), nil, monster.ErrEncoding, `lone UTF-16 surrogate \ud800`},
 		{"NUL in key", "bad.input", 1, []monster.LogOption{monster.WithKey("a\x00b")}, monster.ErrInvalidKey, "U+0000"},
 		{"control character in idempotency key", "bad.input", 1, []monster.LogOption{monster.WithIdempotencyKey("a\tb")}, monster.ErrInvalidKey, "idempotency_key"},
 		{"key with invalid UTF-8", "bad.input", 1, []monster.LogOption{monster.WithKey("\xff")}, monster.ErrInvalidKey, "not valid UTF-8"},
