@@ -388,7 +388,7 @@ func (s *Server) putConsumer(w http.ResponseWriter, r *http.Request) error {
 	if !existed {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, PutConsumerResult{Name: name, Types: spec.Types, Webhook: WebhookInfo{URL: spec.Webhook.URL, Source: "api"}, Created: !existed})
+	writeJSON(w, status, PutConsumerResult{Name: name, Types: spec.Types, Webhook: WebhookInfo{URL: redactURL(spec.Webhook.URL), Source: "api"}, Created: !existed})
 	return nil
 }
 
