@@ -23,7 +23,8 @@ const (
 	CodeTooLarge         = "too_large"          // 413: an event or the request is over its size limit
 	CodeUndeclaredType   = "undeclared_type"    // 422: unknown type while undeclared types are rejected
 	CodeValidationFailed = "validation_failed"  // 422: the data fails the type's schema
-	CodeUnavailable      = "unavailable"        // 503: shutting down, or the commit outcome is unknown
+	CodeUnavailable      = "unavailable"        // 503: shutting down, or the store does not answer
+	CodeAmbiguous        = "ambiguous"          // 503: the commit's outcome is unknown; the events may be stored
 	CodeInternal         = "internal"           // 500
 )
 
@@ -77,7 +78,12 @@ func apiError(err error) *Error {
 		out.Status, out.Code = http.StatusBadRequest, CodeInvalidJSON
 	case errors.Is(err, monster.ErrNotFound):
 		out.Status, out.Code = http.StatusNotFound, CodeNotFound
-	case errors.Is(err, monster.ErrClosed), errors.Is(err, monster.ErrAmbiguous):
+	case errors.Is(err, monster.ErrAmbiguous):
+		// The store's words (the driver's error) go to the log only.
+		out.Status, out.Code = http.StatusServiceUnavailable, CodeAmbiguous
+		out.Message = "monster: the outcome of the commit is unknown: the store's connection failed after the commit was sent, " +
+			"so the events may or may not be stored; retry with the same idempotency_key to store them exactly once"
+	case errors.Is(err, monster.ErrClosed):
 		out.Status, out.Code = http.StatusServiceUnavailable, CodeUnavailable
 	default:
 		out.Status, out.Code = http.StatusInternalServerError, CodeInternal

@@ -229,7 +229,11 @@ func (s *Server) dispatch(route string, methods map[string]method) http.Handler 
 		if err != nil {
 			writeError(&rec, err)
 			if e := apiError(err); e.Status >= 500 && r.Context().Err() == nil { // not when the client left
-				s.logger.Error("monster: request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+				cause := err
+				if e.err != nil {
+					cause = e.err // the store's own words, which the answer may leave out
+				}
+				s.logger.Error("monster: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "error", cause)
 			}
 		}
 		rm.observe(rec.status(), time.Since(began))

@@ -331,8 +331,13 @@ func (s *Store) runTx(ctx context.Context, op string, opts pgx.TxOptions, fn fun
 	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
 		var err error
 		committing, err = inTx(ctx, conn, opts, fn)
-		if committing && err != nil {
+		if committing && err != nil && commitOutcomeUnknown(conn, err) {
 			// Not to be retried: the COMMIT may have happened.
+			return commitError(op, err)
+		}
+		if committing && err != nil {
+			// The server refused the COMMIT and rolled back: not retried
+			// either, the caller decides.
 			return errorf(err, "monster: postgres %s: commit: %v", op, err)
 		}
 		return err
