@@ -43,6 +43,9 @@ var (
 	// ErrNotAStore is store.ErrNotAStore: the file or database is not a
 	// Monster store.
 	ErrNotAStore = store.ErrNotAStore
+	// ErrNoStore is store.ErrNoStore: OpenExistingStoreURL found no store
+	// at the path or URL, and created none.
+	ErrNoStore = store.ErrNoStore
 	// ErrAmbiguous is store.ErrAmbiguousCommit: the call failed in a way
 	// that hides whether the events were stored (the context ended while
 	// the commit was under way, or the connection was lost after the commit

@@ -167,6 +167,9 @@ func init() {
 	RegisterStore("sqlite", func(ctx context.Context, url string) (store.Store, error) {
 		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"), nil)
 	})
+	RegisterExistingStore("sqlite", func(ctx context.Context, url string) (store.Store, error) {
+		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"), &sqlite.Options{MustExist: true})
+	})
 	RegisterStore("memory", func(ctx context.Context, url string) (store.Store, error) {
 		return memstore.New(), nil
 	})

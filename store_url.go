@@ -31,3 +31,45 @@ func OpenStoreURL(ctx context.Context, pathOrURL string) (store.Store, error) {
 	}
 	return open(ctx, pathOrURL)
 }
+
+var existingRegistry = map[string]StoreOpener{} // under registryMu
+
+// RegisterExistingStore gives OpenExistingStoreURL the way to open URLs of
+// scheme: open must open only a store that exists, failing with an error
+// wrapping ErrNoStore (and creating nothing: no file, schema or table)
+// where there is none. Store packages that can tell call it from init next
+// to RegisterStore. It panics if the scheme is registered twice.
+func RegisterExistingStore(scheme string, open StoreOpener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := existingRegistry[scheme]; dup {
+		panic("monster: existing store scheme registered twice: " + scheme)
+	}
+	existingRegistry[scheme] = open
+}
+
+// OpenExistingStoreURL is OpenStoreURL for a store that must exist already:
+// where there is none (a missing or empty file, a missing PostgreSQL
+// schema) it fails with an error wrapping ErrNoStore, such as `monster: no
+// store at "nosuch.db"`, and creates nothing. It is for tools that read or
+// change a store but have no business creating one (the command line's
+// events, consumers, reset...), so that a mistyped path leaves no empty
+// store behind. A scheme whose package registered no such opener with
+// RegisterExistingStore (memory://, mongodb://) is opened as OpenStoreURL
+// opens it.
+func OpenExistingStoreURL(ctx context.Context, pathOrURL string) (store.Store, error) {
+	if pathOrURL == "" {
+		pathOrURL = DefaultPath
+	}
+	scheme := "sqlite"
+	if i := strings.Index(pathOrURL, "://"); i > 0 {
+		scheme = pathOrURL[:i]
+	}
+	registryMu.Lock()
+	open, ok := existingRegistry[scheme]
+	registryMu.Unlock()
+	if !ok {
+		return OpenStoreURL(ctx, pathOrURL)
+	}
+	return open(ctx, pathOrURL)
+}

@@ -88,6 +88,10 @@ var (
 	// ErrNotAStore means the file or database exists but does not hold a
 	// Monster store (or holds one of an unknown format version).
 	ErrNotAStore = errors.New("monster: not a monster store")
+	// ErrNoStore means there is no store where one was to be opened (no
+	// file, an empty file, no schema) and the caller asked that none be
+	// created: the store packages' MustExist options.
+	ErrNoStore = errors.New("monster: no store")
 )
 
 // NewEvent is an event about to be appended. The runtime has already

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -38,6 +40,13 @@ type Options struct {
 	// process to release the database's write lock before it fails with
 	// "database is locked". Default: 10s.
 	BusyTimeout time.Duration
+	// MustExist makes Open fail with an error wrapping [store.ErrNoStore]
+	// ("monster: no store at PATH") when the file is missing, empty (0
+	// bytes) or an SQLite database without a store's tables, instead of
+	// creating and initialising the store: for tools that only read or
+	// change a store, so that a mistyped path leaves nothing behind.
+	// Default: false, Open creates the store.
+	MustExist bool
 }
 
 // WithDefaults returns a copy of o with every zero field set to its default.
@@ -99,6 +108,11 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("monster: sqlite open %q: in-memory databases are not supported: every connection would see its own database", path)
 	}
 
+	if o.MustExist {
+		if err := checkExists(path); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepareFile(ctx, path, o); err != nil {
 		return nil, err
 	}
@@ -143,6 +157,11 @@ func dsn(path string, o Options, wal bool) string {
 	b.WriteString(p)
 	fmt.Fprintf(&b, "?_pragma=busy_timeout(%d)", o.BusyTimeout.Milliseconds())
 	b.WriteString("&_pragma=foreign_keys(1)")
+	if o.MustExist {
+		// SQLite's own refusal to create the file, should it vanish
+		// between checkExists and here.
+		b.WriteString("&mode=rw")
+	}
 	if wal {
 		b.WriteString("&_pragma=journal_mode(WAL)")
 	}
@@ -185,6 +204,9 @@ func prepareFile(ctx context.Context, path string, o Options) error {
 	if err != nil {
 		return openErr(path, err)
 	}
+	if st == fileEmpty && o.MustExist {
+		return noStoreError(path, "the database has no store's tables")
+	}
 	if st == fileEmpty {
 		if err := initialise(ctx, conn); err != nil {
 			return openErr(path, err)
@@ -194,6 +216,30 @@ func prepareFile(ctx context.Context, path string, o Options) error {
 		return openErr(path, err)
 	}
 	return nil
+}
+
+// checkExists refuses a path with no store file: missing, or empty (SQLite
+// would take a 0-byte file for a new database and initialise it).
+func checkExists(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return noStoreError(path, "")
+	case err != nil:
+		return fmt.Errorf("monster: sqlite open %q: %w", path, err)
+	case fi.IsDir():
+		return &notAStoreError{path: path, reason: "it is a directory"}
+	case fi.Size() == 0:
+		return noStoreError(path, "the file is empty")
+	}
+	return nil
+}
+
+func noStoreError(path, why string) error {
+	if why != "" {
+		return store.Errorf(store.ErrNoStore, "monster: no store at %q (%s)", path, why)
+	}
+	return store.Errorf(store.ErrNoStore, "monster: no store at %q", path)
 }
 
 func openErr(path string, err error) error {
