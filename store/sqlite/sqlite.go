@@ -251,6 +251,9 @@ func openErr(path string, err error) error {
 	if sqliteCode(err)&0xff == sqlite3.SQLITE_NOTADB {
 		return &notAStoreError{path: path, reason: "file is not a database"}
 	}
+	if diskFull(path, err) {
+		return fmt.Errorf("monster: sqlite open %q: the disk is full: no space left for the store's files (%w)", path, err)
+	}
 	return fmt.Errorf("monster: sqlite open %q: %w", path, err)
 }
 
