@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gomonster/monster"
 )
@@ -89,6 +91,21 @@ func apiError(err error) *Error {
 		out.Status, out.Code = http.StatusInternalServerError, CodeInternal
 	}
 	return out
+}
+
+// storeTrouble says what went wrong with the store in words any API user
+// may see: no connection string, path or driver message.
+func storeTrouble(err error) string {
+	switch {
+	case errors.Is(err, monster.ErrAmbiguous):
+		return "the store's connection failed during a commit"
+	case strings.Contains(err.Error(), "disk is full"):
+		// The SQLite store's words for SQLITE_FULL and ENOSPC.
+		return "the disk is full"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the store did not answer in time"
+	}
+	return "the store failed"
 }
 
 // IsNotFound reports whether err is a not-found answer or error.

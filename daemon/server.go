@@ -296,9 +296,10 @@ func (s *statusRecorder) status() int {
 func writeError(w http.ResponseWriter, err error) {
 	e := apiError(err)
 	if e.Status == http.StatusInternalServerError && e.err != nil {
-		// Store errors can carry details an API user has no use for; the
-		// log has them.
-		e = &Error{Status: e.Status, Code: e.Code, Message: "monster: internal error: " + e.Message}
+		// Store errors carry what an API user must not see (connection
+		// strings, paths, the driver's words): the answer says what kind
+		// of failure it was, the log has the rest.
+		e = &Error{Status: e.Status, Code: e.Code, Message: "monster: internal error: " + storeTrouble(e.err) + " (the daemon's log has the details)"}
 	}
 	writeJSON(w, e.Status, errorBody{Error: e})
 }

@@ -32,3 +32,33 @@ func TestAmbiguousCommitAnswers503Ambiguous(t *testing.T) {
 		t.Errorf("the log does not have the driver's error:\n%s", logs.String())
 	}
 }
+
+// A 500 answer says what kind of failure it was, never the store's own
+// words: those carry connection strings and paths, for the log only.
+func TestStoreFailureAnswerKeepsInternals(t *testing.T) {
+	t.Parallel()
+	url, fs := faultStoreURL(t)
+	var logs lockedBuffer
+	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
+		slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil)))
+	internals := `failed to connect to "user=monster password=S3CRET host=db.internal database=events"`
+	for _, tc := range []struct {
+		name, storeErr, says string
+	}{
+		{"connection", "monster: postgres append: " + internals, "the store failed"},
+		{"full disk", `monster: sqlite append: the disk is full (database or disk is full (13)) at "/srv/secret/monster.db"`, "the disk is full"},
+	} {
+		fs.setAppendError(errors.New(tc.storeErr))
+		status, body := b.call(t, "POST", "/v1/events", "", `{"type":"a.b","data":1}`)
+		wantError(t, status, body, 500, CodeInternal, "internal error", tc.says, "log")
+		for _, secret := range []string{"S3CRET", "db.internal", "/srv/secret", "(13)"} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("%s: the answer shows %q: %s", tc.name, secret, body)
+			}
+		}
+	}
+	b.stop()
+	if !strings.Contains(logs.String(), "S3CRET") || !strings.Contains(logs.String(), "/srv/secret") {
+		t.Errorf("the log lacks the store's errors:\n%s", logs.String())
+	}
+}
