@@ -518,7 +518,14 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	head, err := s.m.Store().Head(ctx)
 	if err != nil {
-		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the store does not answer: %v", err)
+		s.logger.Warn("monster: health check: the store does not answer", "error", err)
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the store does not answer: %s (the daemon's log has the details)", storeTrouble(err))
+	}
+	if f := s.shared.lastWriteFailure(); f != nil {
+		// The store's words are in the log, where the failure was logged.
+		return newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"the last write to the store failed at %s: %s; healthy again once a write succeeds",
+			f.at.UTC().Format(time.RFC3339), storeTrouble(f.err))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "head": head})
 	return nil

@@ -62,3 +62,43 @@ func TestStoreFailureAnswerKeepsInternals(t *testing.T) {
 		t.Errorf("the log lacks the store's errors:\n%s", logs.String())
 	}
 }
+
+// While writes fail (a full disk), /healthz says so instead of ok, and it
+// recovers by itself once a write succeeds.
+func TestHealthReportsFailingWrites(t *testing.T) {
+	t.Parallel()
+	url, fs := faultStoreURL(t)
+	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
+		slog.New(slog.NewTextHandler(t.Output(), nil)))
+	status, body := b.call(t, "GET", "/healthz", "", nil)
+	if status != 200 || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("healthz before: %d %s", status, body)
+	}
+
+	fs.setAppendError(errors.New(`monster: sqlite append: the disk is full (database or disk is full (13)) at "/srv/secret/monster.db"`))
+	status, body = b.call(t, "POST", "/v1/events", "", `{"type":"a.b","data":1}`)
+	wantError(t, status, body, 500, CodeInternal, "the disk is full")
+	status, body = b.call(t, "GET", "/healthz", "", nil)
+	wantError(t, status, body, 503, CodeUnavailable, "last write", "failed", "the disk is full")
+	if strings.Contains(string(body), "/srv/secret") {
+		t.Errorf("healthz shows the store's error: %s", body)
+	}
+	// Refused input is not the store's failure: still unhealthy.
+	status, _ = b.call(t, "POST", "/v1/events", "", `{"type":"a b","data":1}`)
+	if status != 400 {
+		t.Fatalf("bad type answered %d", status)
+	}
+	if status, body = b.call(t, "GET", "/healthz", "", nil); status != 503 {
+		t.Fatalf("healthz after refused input: %d %s", status, body)
+	}
+
+	fs.setAppendError(nil) // space freed
+	status, body = b.call(t, "POST", "/v1/events", "", `{"type":"a.b","data":1}`)
+	if status != 201 {
+		t.Fatalf("POST after recovery: %d %s", status, body)
+	}
+	status, body = b.call(t, "GET", "/healthz", "", nil)
+	if status != 200 || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("healthz after recovery: %d %s", status, body)
+	}
+}
