@@ -1,12 +1,10 @@
 package monster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,29 +28,12 @@ func (s *readFailingStore) Read(ctx context.Context, p store.ReadParams) ([]stor
 	return nil, errors.New("monster: test store read: disk I/O error")
 }
 
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // During an outage a consumer retries its reads many times a second; the
 // log gets one warning, not one per attempt.
 func TestOutageWarningsAreNotRepeated(t *testing.T) {
 	t.Parallel()
 	st := &readFailingStore{Store: memstore.New()}
-	var logs lockedLog
+	var logs logBuffer
 	o := fastOptions(&monster.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	m := monster.OpenStore(st, &o)
 	t.Cleanup(func() { _ = m.Close() })

@@ -15,13 +15,7 @@ import (
 // It returns an error matching ErrUnknownStore for an unregistered scheme
 // and ErrNotAStore for a file that exists but is not a Monster store.
 func OpenStoreURL(ctx context.Context, pathOrURL string) (store.Store, error) {
-	if pathOrURL == "" {
-		pathOrURL = DefaultPath
-	}
-	scheme := "sqlite"
-	if i := strings.Index(pathOrURL, "://"); i > 0 {
-		scheme = pathOrURL[:i]
-	}
+	pathOrURL, scheme := storeScheme(pathOrURL)
 	registryMu.Lock()
 	open, ok := registry[scheme]
 	registryMu.Unlock()
@@ -58,13 +52,7 @@ func RegisterExistingStore(scheme string, open StoreOpener) {
 // RegisterExistingStore (memory://, mongodb://) is opened as OpenStoreURL
 // opens it.
 func OpenExistingStoreURL(ctx context.Context, pathOrURL string) (store.Store, error) {
-	if pathOrURL == "" {
-		pathOrURL = DefaultPath
-	}
-	scheme := "sqlite"
-	if i := strings.Index(pathOrURL, "://"); i > 0 {
-		scheme = pathOrURL[:i]
-	}
+	pathOrURL, scheme := storeScheme(pathOrURL)
 	registryMu.Lock()
 	open, ok := existingRegistry[scheme]
 	registryMu.Unlock()
@@ -72,4 +60,16 @@ func OpenExistingStoreURL(ctx context.Context, pathOrURL string) (store.Store, e
 		return OpenStoreURL(ctx, pathOrURL)
 	}
 	return open(ctx, pathOrURL)
+}
+
+// storeScheme returns pathOrURL, DefaultPath if empty, and its scheme:
+// "sqlite" for a plain path.
+func storeScheme(pathOrURL string) (string, string) {
+	if pathOrURL == "" {
+		pathOrURL = DefaultPath
+	}
+	if i := strings.Index(pathOrURL, "://"); i > 0 {
+		return pathOrURL, pathOrURL[:i]
+	}
+	return pathOrURL, "sqlite"
 }

@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gomonster/monster"
 	"github.com/gomonster/monster/store"
@@ -68,4 +71,15 @@ func faultStoreURL(t *testing.T) (string, *faultStore) {
 		faultStoresMu.Unlock()
 	})
 	return url, f
+}
+
+// setupFaulty starts a server on a new faultStore and returns it, the
+// store and the server's log.
+func setupFaulty(t *testing.T) (*bundle, *faultStore, *lockedBuffer) {
+	t.Helper()
+	url, fs := faultStoreURL(t)
+	logs := &lockedBuffer{}
+	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
+		slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
+	return b, fs, logs
 }

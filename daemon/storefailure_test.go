@@ -2,11 +2,8 @@ package daemon
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gomonster/monster/store"
 )
@@ -16,10 +13,7 @@ import (
 // would mean "not stored"; the driver's words go to the log.
 func TestAmbiguousCommitAnswers503Ambiguous(t *testing.T) {
 	t.Parallel()
-	url, fs := faultStoreURL(t)
-	var logs lockedBuffer
-	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
-		slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil)))
+	b, fs, logs := setupFaulty(t)
 	fs.setAppendError(store.AmbiguousCommitError("postgres", "append",
 		errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")))
 	status, body := b.call(t, "POST", "/v1/events", "", `{"type":"order.placed","data":1,"idempotency_key":"o-1"}`)
@@ -37,10 +31,7 @@ func TestAmbiguousCommitAnswers503Ambiguous(t *testing.T) {
 // words: those carry connection strings and paths, for the log only.
 func TestStoreFailureAnswerKeepsInternals(t *testing.T) {
 	t.Parallel()
-	url, fs := faultStoreURL(t)
-	var logs lockedBuffer
-	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
-		slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil)))
+	b, fs, logs := setupFaulty(t)
 	internals := `failed to connect to "user=monster password=S3CRET host=db.internal database=events"`
 	for _, tc := range []struct {
 		name, storeErr, says string
@@ -67,9 +58,7 @@ func TestStoreFailureAnswerKeepsInternals(t *testing.T) {
 // recovers by itself once a write succeeds.
 func TestHealthReportsFailingWrites(t *testing.T) {
 	t.Parallel()
-	url, fs := faultStoreURL(t)
-	b := startLogging(t, Config{Store: url, PollInterval: Duration(10 * time.Millisecond)}, t.TempDir(),
-		slog.New(slog.NewTextHandler(t.Output(), nil)))
+	b, fs, _ := setupFaulty(t)
 	status, body := b.call(t, "GET", "/healthz", "", nil)
 	if status != 200 || !strings.Contains(string(body), `"ok"`) {
 		t.Fatalf("healthz before: %d %s", status, body)

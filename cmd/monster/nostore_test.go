@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Only log, serve and migrate create a store. The commands that read or
@@ -60,27 +58,9 @@ func TestReadingCommandsCreateNoStore(t *testing.T) {
 // it.
 func TestReadingCommandsCreateNoSchema(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv("MONSTER_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no PostgreSQL at %s: %v", base, err)
-		}
-		t.Skipf("no PostgreSQL at %s (under CI=true this fails): %v", base, err)
-	}
-	schema := fmt.Sprintf("cli_nostore_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping test schema %s: %v", schema, err)
-		}
-		_ = conn.Close(context.Background())
-	})
-	url := base + "&monster_schema=" + schema
+	url, conn, schema := postgresSchema(t, "cli_nostore")
 	code, _, errOut := run(t, nil, "consumers", "--store", url)
 	if code != 1 || !strings.HasPrefix(errOut, "monster: no store at ") || !strings.Contains(errOut, schema) {
 		t.Errorf("consumers on a missing schema: exit %d, stderr %q", code, errOut)
