@@ -46,6 +46,9 @@ var (
 	// ErrNoStore is store.ErrNoStore: OpenExistingStoreURL found no store
 	// at the path or URL, and created none.
 	ErrNoStore = store.ErrNoStore
+	// ErrCorrupt is store.ErrCorrupt: a stored event does not match its
+	// checksum; the error names its position.
+	ErrCorrupt = store.ErrCorrupt
 	// ErrAmbiguous is store.ErrAmbiguousCommit: the call failed in a way
 	// that hides whether the events were stored (the context ended while
 	// the commit was under way, or the connection was lost after the commit

@@ -32,7 +32,7 @@ const pageSize = 4096
 
 // FormatVersion is the version of the schema this package writes and reads,
 // kept in the monster_meta table.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Options configures Open. A nil *Options means all defaults.
 type Options struct {
@@ -207,7 +207,7 @@ func prepareFile(ctx context.Context, path string, o Options) error {
 	if st == fileEmpty && o.MustExist {
 		return noStoreError(path, "the database has no store's tables")
 	}
-	if st == fileEmpty {
+	if st == fileEmpty || st == fileOlder {
 		if err := initialise(ctx, conn); err != nil {
 			return openErr(path, err)
 		}
@@ -262,6 +262,7 @@ type fileState int
 const (
 	fileEmpty fileState = iota
 	fileStore
+	fileOlder // a store of an earlier format version, to upgrade
 )
 
 // inspect reads the file's application_id, tables and format version and
@@ -309,14 +310,18 @@ func inspect(ctx context.Context, conn *sql.Conn, inTx bool) (fileState, error) 
 	if err != nil {
 		return 0, err
 	}
-	if version != FormatVersion {
-		return 0, &notAStoreError{reason: fmt.Sprintf("unknown format version %d (this build reads version %d)", version, FormatVersion)}
+	if version < 1 || version > FormatVersion {
+		return 0, &notAStoreError{reason: fmt.Sprintf("unknown format version %d (this build reads versions 1 to %d)", version, FormatVersion)}
+	}
+	if version < FormatVersion {
+		return fileOlder, nil
 	}
 	return fileStore, nil
 }
 
-// initialise creates the schema in one IMMEDIATE transaction. It inspects the
-// file again inside the transaction: another process may have initialised
+// initialise creates the schema, or upgrades an earlier format version to
+// the current one, in one IMMEDIATE transaction. It inspects the file again
+// inside the transaction: another process may have initialised or upgraded
 // it (or written something else) since the first look.
 func initialise(ctx context.Context, conn *sql.Conn) (err error) {
 	// The page size of a database is fixed when its first page is written.
@@ -344,6 +349,20 @@ func initialise(ctx context.Context, conn *sql.Conn) (err error) {
 			return err
 		}
 		if _, err := conn.ExecContext(ctx, "INSERT INTO monster_meta (key, value) VALUES ('format_version', ?)", FormatVersion); err != nil {
+			return err
+		}
+	}
+	if st == fileOlder {
+		var version int64
+		if err := conn.QueryRowContext(ctx, "SELECT value FROM monster_meta WHERE key = 'format_version'").Scan(&version); err != nil {
+			return err
+		}
+		for ; version < FormatVersion; version++ {
+			if _, err := conn.ExecContext(ctx, upgrades[version]); err != nil {
+				return fmt.Errorf("upgrading format version %d to %d: %w", version, version+1, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "UPDATE monster_meta SET value = ? WHERE key = 'format_version'", FormatVersion); err != nil {
 			return err
 		}
 	}
