@@ -30,7 +30,9 @@ LogExternalTx (postgres.LogTx takes a pgx.Tx).
 
 Options on each call: WithKey orders events (a consumer handles events with
 the same key one at a time, in log order), WithIdempotencyKey stores an
-event once however often the call is retried, WithMeta adds metadata.
+event once however often the call is retried, WithMeta adds metadata. Keys
+and idempotency keys are short printable text: at most MaxKeyBytes (1,024)
+each, with no control characters, or Log returns ErrInvalidKey.
 
 # Declared types
 

@@ -19,9 +19,15 @@ var (
 	// ErrInvalidName: an event type, pattern or consumer name is empty or
 	// malformed.
 	ErrInvalidName = errors.New("monster: invalid name")
+	// ErrInvalidKey: an event's key or idempotency key is over
+	// MaxKeyBytes, is not valid UTF-8, or holds a control character (NUL
+	// among them).
+	ErrInvalidKey = errors.New("monster: invalid key")
 	// ErrTooLarge: the encoded event is over Options.MaxEventSize.
 	ErrTooLarge = errors.New("monster: event too large")
-	// ErrEncoding: the event's data cannot be encoded as JSON.
+	// ErrEncoding: the event's data cannot be encoded as JSON, or is not
+	// valid Unicode text (bytes that are not UTF-8, or a \u escape of half
+	// a UTF-16 surrogate pair, which json.RawMessage lets through).
 	ErrEncoding = errors.New("monster: data cannot be encoded as JSON")
 	// ErrUnknownStore: the URL names a store scheme nobody registered.
 	ErrUnknownStore = errors.New("monster: unknown store")
@@ -40,6 +46,12 @@ var (
 	// ErrNotAStore is store.ErrNotAStore: the file or database is not a
 	// Monster store.
 	ErrNotAStore = store.ErrNotAStore
+	// ErrNoStore is store.ErrNoStore: OpenExistingStore found no store
+	// at the path or URL, and created none.
+	ErrNoStore = store.ErrNoStore
+	// ErrCorrupt is store.ErrCorrupt: a stored event does not match its
+	// checksum; the error names its position.
+	ErrCorrupt = store.ErrCorrupt
 	// ErrAmbiguous is store.ErrAmbiguousCommit: the call failed in a way
 	// that hides whether the events were stored (the context ended while
 	// the commit was under way, or the connection was lost after the commit

@@ -77,10 +77,12 @@ type Entry struct {
 	// Data is the payload, any JSON-encodable value (or json.RawMessage).
 	Data any
 	// Key, when set, orders the event among others with the same key and
-	// picks its partition.
+	// picks its partition. At most MaxKeyBytes, valid UTF-8, no control
+	// characters (ErrInvalidKey).
 	Key string
 	// IdempotencyKey, when set, makes logging idempotent: the event is
-	// stored once however often it is logged with this key.
+	// stored once however often it is logged with this key. Same limits as
+	// Key.
 	IdempotencyKey string
 	// Meta is free-form metadata kept with the event.
 	Meta map[string]string

@@ -47,13 +47,15 @@ type preparedCtxKey struct{}
 // committed and synced; concurrent calls share one commit.
 //
 // Errors: ErrInvalidName for a malformed type, ErrUndeclared, ErrInvalid
-// (a *ValidationError naming the field), ErrEncoding, ErrTooLarge, a
-// middleware's error, ErrClosed, or a store error. With all of these
-// nothing is stored, except ErrAmbiguous: ctx ended (or the store lost its
-// connection) after the event was handed to the store, which may have
-// stored it; log with WithIdempotencyKey to retry safely. In eager mode
-// (Options.Eager) a handler's failure is returned, as *HandlerError,
-// together with the stored event, unless Options.OnEagerFailure takes it.
+// (a *ValidationError naming the field), ErrEncoding, ErrTooLarge,
+// ErrInvalidKey (a key or idempotency key over MaxKeyBytes, not UTF-8, or
+// with a control character), a middleware's error, ErrClosed, or a store
+// error. With all of these nothing is stored, except ErrAmbiguous: ctx
+// ended (or the store lost its connection) after the event was handed to
+// the store, which may have stored it; log with WithIdempotencyKey to retry
+// safely. In eager mode (Options.Eager) a handler's failure is returned,
+// as *HandlerError, together with the stored event, unless
+// Options.OnEagerFailure takes it.
 func (m *Monster) Log(ctx context.Context, typ string, data any, opts ...LogOption) (RawEvent, error) {
 	entry := Entry{Type: typ, Data: data}
 	for _, o := range opts {
@@ -142,6 +144,9 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 	if err := checkTypeName(e.Type); err != nil {
 		return err
 	}
+	if err := checkKeys(e); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	decl := m.declared[e.Type]
 	m.mu.Unlock()
@@ -166,6 +171,9 @@ func (m *Monster) prepare(ctx context.Context, e *Entry) error {
 	}
 	if size := len(data) + len(meta); size > m.opts.MaxEventSize {
 		return fmt.Errorf("%w: %q event is %d bytes, over the limit of %d (Options.MaxEventSize)", ErrTooLarge, e.Type, size, m.opts.MaxEventSize)
+	}
+	if err := checkData(e.Type, data); err != nil {
+		return err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

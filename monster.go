@@ -45,7 +45,10 @@ type Options struct {
 	Output io.Writer
 
 	// Logger receives operational messages: retries, dead letters, store
-	// errors, lease changes. Default slog.Default().
+	// errors, lease changes. A consumer's warning that repeats identically
+	// (same message and error, as during an outage) is logged once per 10
+	// seconds, with "repeated" counting those held back in between.
+	// Default slog.Default().
 	Logger *slog.Logger
 
 	// LogMiddleware wraps every Log call, outermost first; see UseLog.
@@ -180,6 +183,9 @@ func init() {
 	RegisterStore("sqlite", func(ctx context.Context, url string) (store.Store, error) {
 		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"), nil)
 	})
+	RegisterExistingStore("sqlite", func(ctx context.Context, url string) (store.Store, error) {
+		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"), &sqlite.Options{MustExist: true})
+	})
 	RegisterStore("memory", func(ctx context.Context, url string) (store.Store, error) {
 		return memstore.New(), nil
 	})
@@ -221,6 +227,7 @@ func New(st store.Store, opts *Options) *Monster {
 		declared:  map[string]declaredType{},
 		consumers: map[string]*consumerDef{},
 	}
+	m.opts.Logger = slog.New(newRepeatLimiter(m.opts.Logger.Handler(), repeatWindow))
 	m.wake.init()
 	m.log = m.prepare
 	for i := len(m.opts.LogMiddleware) - 1; i >= 0; i-- {

@@ -22,6 +22,7 @@ const (
 	DefaultAddr            = "127.0.0.1:7777"
 	DefaultMaxEventBytes   = 1 << 20
 	DefaultMaxRequestBytes = 16 << 20
+	DefaultBodyReadTimeout = 30 * time.Second
 )
 
 // Config is the daemon's configuration: the --config file (JSON, or YAML
@@ -49,6 +50,13 @@ type Config struct {
 	MaxEventBytes int `json:"max_event_bytes"`
 	// MaxRequestBytes caps a request body. Default 16 MiB.
 	MaxRequestBytes int `json:"max_request_bytes"`
+	// BodyReadTimeout is the longest the daemon waits for the next bytes
+	// of a request body: a client that announces a body and then sends
+	// nothing for this long gets 408 request_timeout and its connection is
+	// closed. It bounds silence, not the whole upload, so a slow but
+	// steady upload of a large batch still succeeds. Requests without a
+	// body (GET /v1/tail included) are not affected. Default 30s.
+	BodyReadTimeout Duration `json:"body_read_timeout"`
 	// StateFile keeps the webhook consumers created over the API (with
 	// their secrets; written with mode 0600) across restarts. Default: the
 	// store's file name plus ".webhooks.json" for a file store, none (they
@@ -154,6 +162,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = Duration(DefaultBodyReadTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = Duration(30 * time.Second)

@@ -112,6 +112,14 @@ func TestPostEventErrors(t *testing.T) {
 		{"schema: nested field", `{"type":"user.bought_shirt","data":{"user":"g","quantity":1,"address":{"zip":"abc"}}}`, 422, CodeValidationFailed, []string{`"address.zip"`}},
 		{"oversize event", `{"type":"user.signed_up","data":"` + big + `"}`, 413, CodeTooLarge, []string{"1000"}},
 		{"oversize request", huge, 413, CodeTooLarge, []string{"4000"}},
+		{"invalid UTF-8 in data", "{\"type\":\"user.signed_up\",\"data\":\"\xff\xfe\xc0\"}", 400, CodeInvalidJSON, []string{"not valid UTF-8", "0xff"}},
+		{"lone surrogate in data", `{"type":"user.signed_up","data":{"name":"\ud800"}}`, 400, CodeInvalidJSON, []string{"lone UTF-16 surrogate", `\ud800`}},
+		{"lone surrogate in a batch", `{"events":[{"type":"user.signed_up","data":1},{"type":"user.signed_up","data":"\udfff"}]}`, 400, CodeInvalidJSON, []string{"entry 1", `\udfff`}},
+		{"oversize key", `{"type":"user.signed_up","data":1,"key":"` + strings.Repeat("k", 1100) + `"}`, 400, CodeInvalidField, []string{"key", "1100 bytes", "limit of 1024"}},
+		{"oversize idempotency key", `{"type":"user.signed_up","data":1,"idempotency_key":"` + strings.Repeat("i", 1025) + `"}`, 400, CodeInvalidField, []string{"idempotency_key", "1025 bytes", "limit of 1024"}},
+		{"NUL in key", `{"type":"user.signed_up","data":1,"key":"a\u0000b"}`, 400, CodeInvalidField, []string{"key", "U+0000"}},
+		{"control character in idempotency key", `{"type":"user.signed_up","data":1,"idempotency_key":"a\u001bb"}`, 400, CodeInvalidField, []string{"idempotency_key", "U+001B"}},
+		{"NUL in a batch's key", `{"events":[{"type":"user.signed_up","data":1},{"type":"user.signed_up","data":1,"key":"\u0000"}]}`, 400, CodeInvalidField, []string{"entry 1", "key", "U+0000"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,16 +23,50 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	if r.ContentLength > limit {
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body of %d bytes is over the limit of %d", r.ContentLength, limit)
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	body := &deadlineReader{body: r.Body, rc: http.NewResponseController(w), wait: time.Duration(s.cfg.BodyReadTimeout)}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, body, limit))
+	if err == nil {
+		body.done()
+	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is over the limit of %d bytes", limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		return newError(http.StatusRequestTimeout, CodeRequestTimeout, "no bytes of the request body arrived for %v (body_read_timeout); %d bytes were read",
+			body.wait, buf.Len())
 	}
 	if err != nil {
 		return newError(http.StatusBadRequest, CodeBadRequest, "reading the request body: %v", err)
 	}
 	return nil
 }
+
+// deadlineReader reads a request body with a deadline on each read, so a
+// client that stops sending cannot hold the connection (and a handler)
+// forever, while a slow upload that keeps sending is not cut off.
+type deadlineReader struct {
+	body io.ReadCloser
+	rc   *http.ResponseController
+	wait time.Duration
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	// A writer that cannot set deadlines (a test's recorder) reads as
+	// before: there is no connection to hold.
+	_ = d.rc.SetReadDeadline(time.Now().Add(d.wait))
+	return d.body.Read(p)
+}
+
+func (d *deadlineReader) Close() error { return d.body.Close() }
+
+// done lifts the deadline once the whole body is read: the server then
+// reads the connection in the background to notice a client leaving, and a
+// deadline passing there would cancel the request's context while its
+// events are being stored. After a failed read the deadline stays, so the
+// server's discarding of an unread rest cannot wait forever either.
+func (d *deadlineReader) done() { _ = d.rc.SetReadDeadline(time.Time{}) }
 
 // decodeBody decodes a small JSON object body strictly.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
@@ -352,7 +388,7 @@ func (s *Server) putConsumer(w http.ResponseWriter, r *http.Request) error {
 	if !existed {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, PutConsumerResult{Name: name, Types: spec.Types, Webhook: WebhookInfo{URL: spec.Webhook.URL, Source: "api"}, Created: !existed})
+	writeJSON(w, status, PutConsumerResult{Name: name, Types: spec.Types, Webhook: WebhookInfo{URL: redactURL(spec.Webhook.URL), Source: "api"}, Created: !existed})
 	return nil
 }
 
@@ -482,7 +518,14 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	head, err := s.m.Store().Head(ctx)
 	if err != nil {
-		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the store does not answer: %v", err)
+		s.logger.Warn("monster: health check: the store does not answer", "error", err)
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the store does not answer: %s (the daemon's log has the details)", storeTrouble(err))
+	}
+	if f := s.shared.lastWriteFailure(); f != nil {
+		// The store's words are in the log, where the failure was logged.
+		return newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"the last write to the store failed at %s: %s; healthy again once a write succeeds",
+			f.at.UTC().Format(time.RFC3339), storeTrouble(f.err))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "head": head})
 	return nil

@@ -233,7 +233,11 @@ func (s *Server) dispatch(route string, methods map[string]method) http.Handler 
 		if err != nil {
 			writeError(&rec, err)
 			if e := apiError(err); e.Status >= 500 && r.Context().Err() == nil { // not when the client left
-				s.logger.Error("monster: request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+				cause := err
+				if e.err != nil {
+					cause = e.err // the store's own words, which the answer may leave out
+				}
+				s.logger.Error("monster: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "error", cause)
 			}
 		}
 		rm.observe(rec.status(), time.Since(began))
@@ -296,9 +300,10 @@ func (s *statusRecorder) status() int {
 func writeError(w http.ResponseWriter, err error) {
 	e := apiError(err)
 	if e.Status == http.StatusInternalServerError && e.err != nil {
-		// Store errors can carry details an API user has no use for; the
-		// log has them.
-		e = &Error{Status: e.Status, Code: e.Code, Message: "monster: internal error: " + e.Message}
+		// Store errors carry what an API user must not see (connection
+		// strings, paths, the driver's words): the answer says what kind
+		// of failure it was, the log has the rest.
+		e = &Error{Status: e.Status, Code: e.Code, Message: "monster: internal error: " + storeTrouble(e.err) + " (the daemon's log has the details)"}
 	}
 	writeJSON(w, e.Status, errorBody{Error: e})
 }

@@ -64,12 +64,18 @@ func setup(t *testing.T, cfg Config) *bundle {
 
 func start(t *testing.T, cfg Config, dir string) *bundle {
 	t.Helper()
+	return startLogging(t, cfg, dir, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+// startLogging is start with the server's logger.
+func startLogging(t *testing.T, cfg Config, dir string, logger *slog.Logger) *bundle {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Addr = ln.Addr().String()
-	srv, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	srv, err := New(context.Background(), cfg, logger)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

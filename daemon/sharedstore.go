@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomonster/monster/store"
 )
@@ -21,7 +23,35 @@ type sharedStore struct {
 	// appends and appended count successful Append calls (group commits)
 	// and the events they stored, for /metrics.
 	appends, appended atomic.Int64
+
+	// writeFailure is the failure of the last write (an append, or a
+	// consumer's heartbeat or checkpoint), nil after a success: /healthz
+	// reports it, so that a daemon whose every write fails (a full disk)
+	// does not answer ok.
+	writeFailure atomic.Pointer[writeFailure]
 }
+
+// writeFailure is a failed write, for /healthz.
+type writeFailure struct {
+	err error
+	at  time.Time
+}
+
+// wrote records the outcome of a write. Errors that are the caller's
+// doing (a context that ended, a conflict with stored state) say nothing
+// about the store's health and leave the record as it was.
+func (s *sharedStore) wrote(ctx context.Context, err error) {
+	switch {
+	case err == nil:
+		s.writeFailure.Store(nil)
+	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
+	default:
+		s.writeFailure.Store(&writeFailure{err: err, at: time.Now()})
+	}
+}
+
+// lastWriteFailure returns the failure of the last write, or nil.
+func (s *sharedStore) lastWriteFailure() *writeFailure { return s.writeFailure.Load() }
 
 func newSharedStore(st store.Store) *sharedStore {
 	return &sharedStore{Store: st, subs: map[chan struct{}]struct{}{}}
@@ -35,12 +65,27 @@ func (s *sharedStore) store() store.Store { return store.Wrap(s, s.Store) }
 // Append appends and, on success, wakes every subscriber.
 func (s *sharedStore) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 	res, err := s.Store.Append(ctx, events)
+	s.wrote(ctx, err)
 	if err == nil {
 		s.appends.Add(1)
 		s.appended.Add(int64(len(events)))
 		s.broadcast()
 	}
 	return res, err
+}
+
+// Heartbeat records its outcome for /healthz.
+func (s *sharedStore) Heartbeat(ctx context.Context, p store.HeartbeatParams) ([]string, error) {
+	res, err := s.Store.Heartbeat(ctx, p)
+	s.wrote(ctx, err)
+	return res, err
+}
+
+// SaveCheckpoints records its outcome for /healthz.
+func (s *sharedStore) SaveCheckpoints(ctx context.Context, p store.SaveCheckpointsParams) error {
+	err := s.Store.SaveCheckpoints(ctx, p)
+	s.wrote(ctx, err)
+	return err
 }
 
 func (s *sharedStore) broadcast() {

@@ -82,7 +82,7 @@ func (s *ConsumerSpec) validate(name string) error {
 	}
 	u, err := url.Parse(s.Webhook.URL)
 	if s.Webhook.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return newError(http.StatusBadRequest, CodeInvalidField, "consumer %q: webhook.url %q: want an http:// or https:// URL", name, s.Webhook.URL)
+		return newError(http.StatusBadRequest, CodeInvalidField, "consumer %q: webhook.url %q: want an http:// or https:// URL", name, redactURL(s.Webhook.URL))
 	}
 	if s.Webhook.SecretEnv != "" && os.Getenv(s.Webhook.SecretEnv) == "" {
 		return newError(http.StatusBadRequest, CodeInvalidField, "consumer %q: webhook.secret_env: environment variable %s is empty", name, s.Webhook.SecretEnv)
@@ -165,7 +165,7 @@ func (w *webhooks) info(name string) *WebhookInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if c, ok := w.running[name]; ok {
-		return &WebhookInfo{URL: c.spec.Webhook.URL, Source: c.source}
+		return &WebhookInfo{URL: redactURL(c.spec.Webhook.URL), Source: c.source}
 	}
 	return nil
 }
@@ -376,6 +376,7 @@ func sortedNames[V any](m map[string]V) []string {
 type delivery struct {
 	consumer string
 	url      string
+	shownURL string // url redacted, for errors (they reach logs and dead letters)
 	secret   string
 	client   *http.Client
 	metrics  *metrics
@@ -386,7 +387,7 @@ type delivery struct {
 }
 
 func newDelivery(consumer, url, secret string, client *http.Client, met *metrics) *delivery {
-	d := &delivery{consumer: consumer, url: url, secret: secret, client: client, metrics: met}
+	d := &delivery{consumer: consumer, url: url, shownURL: redactURL(url), secret: secret, client: client, metrics: met}
 	d.macs.New = func() any { return hmac.New(sha256.New, []byte(secret)) }
 	d.okObs = met.webhookDuration.WithLabelValues(consumer, "ok")
 	d.errObs = met.webhookDuration.WithLabelValues(consumer, "error")
@@ -418,7 +419,7 @@ func (d *delivery) deliver(ctx context.Context, e monster.RawEvent) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("monster: webhook %s: %w", d.url, err)
+		return fmt.Errorf("monster: webhook %s: %w", d.shownURL, withoutURL(err))
 	}
 	// Keys in canonical form, set at once: cheaper than Header.Set.
 	req.Header = http.Header{
@@ -434,14 +435,14 @@ func (d *delivery) deliver(ctx context.Context, e monster.RawEvent) error {
 	resp, err := d.client.Do(req)
 	if err != nil {
 		d.errObs.Observe(time.Since(began).Seconds())
-		return fmt.Errorf("monster: webhook %s: %w", d.url, err)
+		return fmt.Errorf("monster: webhook %s: %w", d.shownURL, withoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // so the connection is reused
 		d.metrics.observeWebhook(d.consumer, strconv.Itoa(resp.StatusCode), time.Since(began))
-		err := fmt.Errorf("monster: webhook %s answered %s: %q", d.url, resp.Status, bytes.TrimSpace(snippet))
+		err := fmt.Errorf("monster: webhook %s answered %s: %q", d.shownURL, resp.Status, bytes.TrimSpace(snippet))
 		if resp.StatusCode == http.StatusUnprocessableEntity {
 			// The receiver says no retry can help: dead-letter at once.
 			return monster.Permanent(err)

@@ -89,6 +89,14 @@ var (
 	// ErrNotAStore means the file or database exists but does not hold a
 	// Monster store (or holds one of an unknown format version).
 	ErrNotAStore = errors.New("monster: not a monster store")
+	// ErrNoStore means there is no store where one was to be opened (no
+	// file, an empty file, no schema) and the caller asked that none be
+	// created: the store packages' MustExist options.
+	ErrNoStore = errors.New("monster: no store")
+	// ErrCorrupt means stored data does not match the checksum stored
+	// with it: the store's files or tables were damaged. The error names
+	// what is damaged (the event's position).
+	ErrCorrupt = errors.New("monster: stored data is corrupt")
 )
 
 // NewEvent is an event about to be appended. The runtime has already

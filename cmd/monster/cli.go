@@ -135,6 +135,12 @@ func (b *base) env(name string) string {
 type target struct {
 	store, server, token string
 	json                 bool
+	// mayCreate lets open create the store when there is none. Only the
+	// commands that write events (log; serve and migrate open stores
+	// themselves) may: the others, which read or change a store, fail
+	// with "monster: no store at ..." rather than leave a new empty store
+	// behind a mistyped path.
+	mayCreate bool
 }
 
 func (t *target) register(fs *flag.FlagSet, b *base) {
@@ -153,10 +159,15 @@ func (t *target) open(ctx context.Context) (daemon.Operations, func(), error) {
 		}
 		return daemon.NewClient(server, t.token), func() {}, nil
 	}
-	m, err := monster.Open(ctx, t.store, &monster.Options{Output: io.Discard})
+	openStore := monster.OpenExistingStore
+	if t.mayCreate {
+		openStore = monster.OpenStore
+	}
+	st, err := openStore(ctx, t.store)
 	if err != nil {
 		return nil, nil, err
 	}
+	m := monster.New(st, &monster.Options{Output: io.Discard})
 	return daemon.NewLocal(m, 0), func() { _ = m.Close() }, nil
 }
 

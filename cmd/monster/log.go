@@ -19,6 +19,7 @@ type LogCommand struct {
 func (c *LogCommand) ParseFlags(ctx context.Context, args []string) error {
 	fs := newFlagSet("log", "log TYPE JSON [--key K] [--idempotency-key K]", &c.base)
 	c.target.register(fs, &c.base)
+	c.target.mayCreate = true
 	fs.StringVar(&c.event.Key, "key", "", "the event's key: events with one key are handled in order")
 	fs.StringVar(&c.event.IdempotencyKey, "idempotency-key", "", "store the event once however often it is logged with this key")
 	rest, err := parseArgs(fs, args)

@@ -28,27 +28,9 @@ func TestMigrateSQLite(t *testing.T) {
 // scheme) and migrates their schema.
 func TestMigratePostgres(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv("MONSTER_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no PostgreSQL at %s: %v", base, err)
-		}
-		t.Skipf("no PostgreSQL at %s (under CI=true this fails): %v", base, err)
-	}
-	schema := fmt.Sprintf("cli_migrate_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping test schema %s: %v", schema, err)
-		}
-		_ = conn.Close(context.Background())
-	})
-	url := base + "&monster_schema=" + schema
+	url, conn, schema := postgresSchema(t, "cli_migrate")
 	out := mustRun(t, nil, "migrate", "--store", url)
 	if !strings.Contains(out, "schema up to date") {
 		t.Errorf("migrate printed %q", out)
@@ -62,4 +44,33 @@ func TestMigratePostgres(t *testing.T) {
 	if !strings.Contains(out, "logged user.signed_up at position 1") {
 		t.Errorf("log on postgres printed %q", out)
 	}
+}
+
+// postgresSchema returns the URL of a store in a new schema (not created)
+// of the test server, a connection to inspect it and the schema's name;
+// the schema is dropped when the test ends. The test skips without a
+// server, unless CI=true.
+func postgresSchema(t *testing.T, prefix string) (url string, conn *pgx.Conn, schema string) {
+	t.Helper()
+	base := os.Getenv("MONSTER_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no PostgreSQL at %s: %v", base, err)
+		}
+		t.Skipf("no PostgreSQL at %s (under CI=true this fails): %v", base, err)
+	}
+	schema = fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping test schema %s: %v", schema, err)
+		}
+		_ = conn.Close(context.Background())
+	})
+	return base + "&monster_schema=" + schema, conn, schema
 }

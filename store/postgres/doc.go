@@ -134,8 +134,13 @@
 // drops its idle connections and tries once more on a new one, so the
 // first call after a server restart succeeds; while the server is
 // unreachable, calls fail with errors that say what failed, and nothing is
-// dropped silently. An Append whose connection is lost after the COMMIT was
-// sent returns an error wrapping [store.ErrAmbiguousCommit].
+// dropped silently. A write whose connection ends after its COMMIT was sent
+// returns an error wrapping [store.ErrAmbiguousCommit]: a network failure,
+// or the server ending the connection with a FATAL (57P01 "terminating
+// connection due to administrator command" on a restart or
+// pg_terminate_backend), which it may send after the commit is durable.
+// Only an ERROR answered on a live connection (the server refused the
+// COMMIT and rolled back) means nothing was stored.
 //
 // Open makes [Options.WarmConns] connections (4 by default) before it
 // returns, so that the first events logged and consumed after it do not

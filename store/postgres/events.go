@@ -146,7 +146,7 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 		if committing && err != nil {
 			// Not retried: the COMMIT may have happened, unless the
 			// server itself refused it.
-			if pgCode(err) == "" {
+			if commitOutcomeUnknown(conn, err) {
 				return commitError(op, err)
 			}
 			return errorf(nil, "monster: postgres %s: commit: %v", op, err)
@@ -381,8 +381,11 @@ func (s *Store) appendPipelined(ctx context.Context, conn *pgxpool.Conn, events 
 		if pgconn.SafeToRetry(err) {
 			return nil, false, err // nothing reached the server
 		}
-		if pgCode(err) == "" {
-			return nil, true, err // the connection failed: the COMMIT may have happened
+		if commitOutcomeUnknown(conn, err) {
+			// The connection failed or the server ended it (a FATAL, not
+			// an ERROR): the COMMIT, sent with the rest, may have
+			// happened.
+			return nil, true, err
 		}
 		if !conn.Conn().IsClosed() {
 			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")

@@ -248,6 +248,19 @@ func (e *notAStoreError) Unwrap() error { return store.ErrNotAStore }
 var ErrNeedsMigration = errors.New("monster: postgres schema needs migrating")
 
 // checkVersion is Open's check when it does not migrate.
+// checkExists refuses a schema that does not exist or has no tables, for
+// Options.MustExist.
+func (s *Store) checkExists(ctx context.Context) error {
+	var tables int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = $1`, s.schema).Scan(&tables); err != nil {
+		return err
+	}
+	if tables == 0 {
+		return store.Errorf(store.ErrNoStore, "monster: no store at %s, schema %q", s.where, s.schema)
+	}
+	return nil
+}
+
 func (s *Store) checkVersion(ctx context.Context) error {
 	version, err := schemaVersion(ctx, s.pool, s.schema)
 	if err != nil {

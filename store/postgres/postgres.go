@@ -31,6 +31,15 @@ func init() {
 	}
 	monster.RegisterStore("postgres", open)
 	monster.RegisterStore("postgresql", open)
+	openExisting := func(ctx context.Context, url string) (store.Store, error) {
+		s, err := Open(ctx, url, &Options{MustExist: true})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	monster.RegisterExistingStore("postgres", openExisting)
+	monster.RegisterExistingStore("postgresql", openExisting)
 }
 
 // DefaultSchema is the schema the store's tables live in unless
@@ -49,6 +58,12 @@ type Options struct {
 	// schema is at [SchemaVersion], and [Store.Migrate] (the monster
 	// migrate command) must be run first. Default: false, Open migrates.
 	NoAutoMigrate bool
+	// MustExist makes Open fail with an error wrapping [store.ErrNoStore]
+	// when the schema does not exist or holds no tables, instead of
+	// creating the store: for tools that only read or change a store, so
+	// that a mistyped schema leaves nothing behind. An existing store is
+	// still migrated unless NoAutoMigrate is set. Default: false.
+	MustExist bool
 	// MaxConns caps the store's connection pool (LISTEN uses one more
 	// connection of its own). Default: the URL's pool_max_conns, else
 	// 2 × GOMAXPROCS, at least 8.
@@ -190,15 +205,20 @@ func Open(ctx context.Context, connString string, opts *Options) (*Store, error)
 		pool.Close()
 		return nil, opError(ctx, "open "+where, fmt.Errorf("cannot connect: %w", err))
 	}
-	if o.NoAutoMigrate {
+	if o.MustExist {
+		err = s.checkExists(ctx)
+	}
+	switch {
+	case err != nil:
+	case o.NoAutoMigrate:
 		err = s.checkVersion(ctx)
-	} else {
+	default:
 		err = s.Migrate(ctx)
 	}
 	if err != nil {
 		pool.Close()
 		var nas *notAStoreError
-		if errors.As(err, &nas) || errors.Is(err, ErrNeedsMigration) {
+		if errors.As(err, &nas) || errors.Is(err, ErrNeedsMigration) || errors.Is(err, store.ErrNoStore) {
 			return nil, err
 		}
 		return nil, opError(ctx, "open "+where, err)
@@ -331,8 +351,13 @@ func (s *Store) runTx(ctx context.Context, op string, opts pgx.TxOptions, fn fun
 	err := s.withConn(ctx, func(conn *pgxpool.Conn) error {
 		var err error
 		committing, err = inTx(ctx, conn, opts, fn)
-		if committing && err != nil {
+		if committing && err != nil && commitOutcomeUnknown(conn, err) {
 			// Not to be retried: the COMMIT may have happened.
+			return commitError(op, err)
+		}
+		if committing && err != nil {
+			// The server refused the COMMIT and rolled back: not retried
+			// either, the caller decides.
 			return errorf(err, "monster: postgres %s: commit: %v", op, err)
 		}
 		return err

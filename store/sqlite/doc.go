@@ -20,17 +20,34 @@
 // not an SQLite database, one of another application, or a store of a
 // format version this build does not know.
 //
-// Format version 1 has these tables (times are Unix nanoseconds, UTC; an
+// Format version 2 has these tables (times are Unix nanoseconds, UTC; an
 // empty key, metadata or idempotency key is NULL):
 //
 //	events        position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, type,
-//	              time, key, data BLOB, meta BLOB, idem TEXT (unique where not NULL)
+//	              time, key, data BLOB, meta BLOB, idem TEXT (unique where not NULL),
+//	              sum INTEGER (the checksum below; NULL for events of version 1)
 //	type_counts   type, count: events per type, kept by every append
 //	consumers     name, types (JSON array), partitions, created
 //	partitions    consumer, partition, checkpoint, owner, lease_expires, failures, in_flight, epoch
 //	members       consumer, member, expires
 //	dead_letters  consumer, event_id, type, position, partition, attempts, error,
 //	              failed_at, retry_requested
+//
+// Version 1 lacked events.sum; Open upgrades a version 1 file in place (one
+// IMMEDIATE transaction adding the column), after which builds that read
+// only version 1 refuse it.
+//
+// # Checksums
+//
+// Every event stored by version 2 carries a CRC-32C of its content (ID,
+// type, time, key, data, metadata, idempotency key, each framed by its
+// length), checked on every read (Read, EventByID, an idempotency key's
+// lookup). An event whose bytes were damaged on disk is not returned: the
+// read fails with an error wrapping [store.ErrCorrupt] that names its
+// position, such as "monster: sqlite: the event at position 42 is corrupt".
+// Events stored by version 1 have no checksum and are read unchecked; the
+// position itself (the row's key) is not covered, and damage to SQLite's own
+// structures is SQLite's to report ("database disk image is malformed").
 //
 // New files use 4 KiB pages: a group commit of 64 events writes about a
 // quarter of the WAL bytes that 16 KiB pages would. An application may keep its

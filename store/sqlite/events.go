@@ -229,7 +229,7 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, mode insertMode, events 
 		args = args[:0]
 		for _, i := range rows {
 			e := &events[i]
-			args = append(args, e.ID, e.Type, e.Time.UnixNano(), e.Data)
+			args = append(args, e.ID, e.Type, e.Time.UnixNano(), e.Data, newEventSum(e))
 			if shape == insertFull {
 				args = append(args, nullString(e.Key), nullBytes(e.Meta), nullString(e.IdempotencyKey))
 			}
@@ -306,10 +306,16 @@ type rowScanner interface {
 func scanEvent(row rowScanner) (store.Event, error) {
 	var e store.Event
 	var nanos int64
-	if err := row.Scan(&e.Position, &e.ID, &e.Type, &nanos, &e.Key, &e.Data, &e.Meta, &e.IdempotencyKey); err != nil {
+	var sum sql.NullInt64
+	if err := row.Scan(&e.Position, &e.ID, &e.Type, &nanos, &e.Key, &e.Data, &e.Meta, &e.IdempotencyKey, &sum); err != nil {
 		return store.Event{}, err
 	}
 	e.Time = time.Unix(0, nanos).UTC()
+	if sum.Valid {
+		if err := checkSum(&e, sum.Int64); err != nil {
+			return store.Event{}, err
+		}
+	}
 	return e, nil
 }
 

@@ -66,6 +66,51 @@ func TestOpenEmptyFile(t *testing.T) {
 	appendAll(t, s, newEvents(1, "x"))
 }
 
+// With MustExist, Open opens an existing store and creates nothing where
+// there is none: no file, an empty file or a database without the store's
+// tables stay as they were.
+func TestOpenMustExist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	mustExist := &sqlite.Options{MustExist: true}
+
+	missing := filepath.Join(dir, "nosuch.db")
+	_, err := sqlite.Open(ctx, missing, mustExist)
+	require.ErrorIs(t, err, store.ErrNoStore)
+	require.EqualError(t, err, `monster: no store at "`+missing+`"`)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "Open created files")
+
+	empty := filepath.Join(dir, "empty.db")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	_, err = sqlite.Open(ctx, empty, mustExist)
+	require.ErrorIs(t, err, store.ErrNoStore)
+	require.EqualError(t, err, `monster: no store at "`+empty+`" (the file is empty)`)
+	fi, err := os.Stat(empty)
+	require.NoError(t, err)
+	require.Zero(t, fi.Size(), "Open initialised the empty file")
+
+	bare := filepath.Join(dir, "bare.db")
+	db, err := sql.Open("sqlite", bare)
+	require.NoError(t, err)
+	_, err = db.Exec("PRAGMA user_version = 1") // a database, with no tables
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	_, err = sqlite.Open(ctx, bare, mustExist)
+	require.ErrorIs(t, err, store.ErrNoStore)
+	require.Contains(t, err.Error(), "no store's tables")
+
+	path := filepath.Join(dir, "monster.db")
+	s := openPath(t, path)
+	events := appendAll(t, s, newEvents(3, "kept"))
+	existing, err := sqlite.Open(ctx, path, mustExist)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = existing.Close() })
+	require.Equal(t, events, readAll(t, existing))
+}
+
 func TestOpenNotAStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -134,7 +179,7 @@ func TestOpenNotAStore(t *testing.T) {
 				require.NoError(t, s.Close())
 				return path
 			},
-			reason: "unknown format version 99 (this build reads version 1)",
+			reason: "unknown format version 99 (this build reads versions 1 to 2)",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

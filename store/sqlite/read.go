@@ -17,7 +17,7 @@ import (
 // and ID come as one column, split at the first typeIDSeparator (which
 // Append keeps out of types), and optional columns come as NULL rather than
 // as empty strings.
-const readSQL = `SELECT position, type || char(31) || id, time, key, data, meta, idem
+const readSQL = `SELECT position, type || char(31) || id, time, key, data, meta, idem, sum
 	FROM events WHERE position > ? ORDER BY position LIMIT ?`
 
 const typeIDSeparator = 31
@@ -79,7 +79,7 @@ func readEvents(ctx context.Context, dc any, after int64, limit int) ([]store.Ev
 	}
 	defer rows.Close()
 	var events []store.Event
-	row := make([]driver.Value, 7)
+	row := make([]driver.Value, 8)
 	for {
 		err := rows.Next(row)
 		if errors.Is(err, io.EOF) {
@@ -114,7 +114,7 @@ func eventFromRow(row []driver.Value) (store.Event, error) {
 		return store.Event{}, fmt.Errorf("unexpected event row: %T, %T, %T, %T, %T, %T, %T",
 			row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 	}
-	return store.Event{
+	e := store.Event{
 		ID:             typeID[sep+1:],
 		Type:           typeID[:sep],
 		Position:       position,
@@ -123,7 +123,11 @@ func eventFromRow(row []driver.Value) (store.Event, error) {
 		Data:           data,
 		Meta:           meta,
 		IdempotencyKey: idem,
-	}, nil
+	}
+	if err := checkSum(&e, row[7]); err != nil {
+		return store.Event{}, err
+	}
+	return e, nil
 }
 
 func nullableString(v driver.Value) (string, bool) {

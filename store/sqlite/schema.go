@@ -7,8 +7,10 @@ import (
 	"strings"
 )
 
-// schema is format version 1. Times are Unix nanoseconds (UTC); empty
-// strings of optional fields (key, idem, meta) are stored as NULL.
+// schema is format version 2. Times are Unix nanoseconds (UTC); empty
+// strings of optional fields (key, idem, meta) are stored as NULL; sum is
+// the event's checksum (checksum.go), NULL for events stored by format
+// version 1.
 const schema = `
 CREATE TABLE IF NOT EXISTS monster_meta (
 	key   TEXT PRIMARY KEY,
@@ -25,7 +27,8 @@ CREATE TABLE IF NOT EXISTS events (
 	key      TEXT,
 	data     BLOB NOT NULL,
 	meta     BLOB,
-	idem     TEXT
+	idem     TEXT,
+	sum      INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_idem ON events (idem) WHERE idem IS NOT NULL;
 
@@ -75,7 +78,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_position ON dead_letters (consumer, position);
 `
 
-const eventColumns = `position, id, type, time, IFNULL(key, ''), data, meta, IFNULL(idem, '')`
+const eventColumns = `position, id, type, time, IFNULL(key, ''), data, meta, IFNULL(idem, ''), sum`
+
+// upgrades[v] turns format version v into v+1.
+var upgrades = map[int64]string{
+	1: `ALTER TABLE events ADD COLUMN sum INTEGER`,
+}
 
 // Append inserts events with multi-row INSERT statements of 2^k rows, up to
 // 2^maxInsertLog: per event, that is a fraction of the statement overhead
@@ -88,16 +96,16 @@ const maxInsertLog = 6
 type insertShape int
 
 const (
-	insertShort insertShape = iota // id, type, time, data
+	insertShort insertShape = iota // id, type, time, data, sum
 	insertFull                     // and key, meta, idem
 	insertShapes
 )
 
 func (sh insertShape) columns() int {
 	if sh == insertShort {
-		return 4
+		return 5
 	}
-	return 7
+	return 8
 }
 
 // insertMode says whose transaction an insert runs in. In the store's own
@@ -119,12 +127,12 @@ func insertSQL(mode insertMode, sh insertShape, rows int) string {
 	if mode == inOwnTx {
 		b.WriteString("OR ROLLBACK ")
 	}
-	row := "(?,?,?,?)"
+	row := "(?,?,?,?,?)"
 	if sh == insertShort {
-		b.WriteString("INTO events (id, type, time, data) VALUES ")
+		b.WriteString("INTO events (id, type, time, data, sum) VALUES ")
 	} else {
-		b.WriteString("INTO events (id, type, time, data, key, meta, idem) VALUES ")
-		row = "(?,?,?,?,?,?,?)"
+		b.WriteString("INTO events (id, type, time, data, sum, key, meta, idem) VALUES ")
+		row = "(?,?,?,?,?,?,?,?)"
 	}
 	for i := range rows {
 		if i > 0 {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -30,7 +32,7 @@ const pageSize = 4096
 
 // FormatVersion is the version of the schema this package writes and reads,
 // kept in the monster_meta table.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Options configures Open. A nil *Options means all defaults.
 type Options struct {
@@ -38,6 +40,13 @@ type Options struct {
 	// process to release the database's write lock before it fails with
 	// "database is locked". Default: 10s.
 	BusyTimeout time.Duration
+	// MustExist makes Open fail with an error wrapping [store.ErrNoStore]
+	// ("monster: no store at PATH") when the file is missing, empty (0
+	// bytes) or an SQLite database without a store's tables, instead of
+	// creating and initialising the store: for tools that only read or
+	// change a store, so that a mistyped path leaves nothing behind.
+	// Default: false, Open creates the store.
+	MustExist bool
 }
 
 // WithDefaults returns a copy of o with every zero field set to its default.
@@ -99,6 +108,11 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("monster: sqlite open %q: in-memory databases are not supported: every connection would see its own database", path)
 	}
 
+	if o.MustExist {
+		if err := checkExists(path); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepareFile(ctx, path, o); err != nil {
 		return nil, err
 	}
@@ -143,6 +157,11 @@ func dsn(path string, o Options, wal bool) string {
 	b.WriteString(p)
 	fmt.Fprintf(&b, "?_pragma=busy_timeout(%d)", o.BusyTimeout.Milliseconds())
 	b.WriteString("&_pragma=foreign_keys(1)")
+	if o.MustExist {
+		// SQLite's own refusal to create the file, should it vanish
+		// between checkExists and here.
+		b.WriteString("&mode=rw")
+	}
 	if wal {
 		b.WriteString("&_pragma=journal_mode(WAL)")
 	}
@@ -185,7 +204,10 @@ func prepareFile(ctx context.Context, path string, o Options) error {
 	if err != nil {
 		return openErr(path, err)
 	}
-	if st == fileEmpty {
+	if st == fileEmpty && o.MustExist {
+		return noStoreError(path, "the database has no store's tables")
+	}
+	if st == fileEmpty || st == fileOlder {
 		if err := initialise(ctx, conn); err != nil {
 			return openErr(path, err)
 		}
@@ -194,6 +216,30 @@ func prepareFile(ctx context.Context, path string, o Options) error {
 		return openErr(path, err)
 	}
 	return nil
+}
+
+// checkExists refuses a path with no store file: missing, or empty (SQLite
+// would take a 0-byte file for a new database and initialise it).
+func checkExists(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return noStoreError(path, "")
+	case err != nil:
+		return fmt.Errorf("monster: sqlite open %q: %w", path, err)
+	case fi.IsDir():
+		return &notAStoreError{path: path, reason: "it is a directory"}
+	case fi.Size() == 0:
+		return noStoreError(path, "the file is empty")
+	}
+	return nil
+}
+
+func noStoreError(path, why string) error {
+	if why != "" {
+		return store.Errorf(store.ErrNoStore, "monster: no store at %q (%s)", path, why)
+	}
+	return store.Errorf(store.ErrNoStore, "monster: no store at %q", path)
 }
 
 func openErr(path string, err error) error {
@@ -205,6 +251,9 @@ func openErr(path string, err error) error {
 	if sqliteCode(err)&0xff == sqlite3.SQLITE_NOTADB {
 		return &notAStoreError{path: path, reason: "file is not a database"}
 	}
+	if diskFull(path, err) {
+		return fmt.Errorf("monster: sqlite open %q: the disk is full: no space left for the store's files (%w)", path, err)
+	}
 	return fmt.Errorf("monster: sqlite open %q: %w", path, err)
 }
 
@@ -213,6 +262,7 @@ type fileState int
 const (
 	fileEmpty fileState = iota
 	fileStore
+	fileOlder // a store of an earlier format version, to upgrade
 )
 
 // inspect reads the file's application_id, tables and format version and
@@ -260,14 +310,18 @@ func inspect(ctx context.Context, conn *sql.Conn, inTx bool) (fileState, error) 
 	if err != nil {
 		return 0, err
 	}
-	if version != FormatVersion {
-		return 0, &notAStoreError{reason: fmt.Sprintf("unknown format version %d (this build reads version %d)", version, FormatVersion)}
+	if version < 1 || version > FormatVersion {
+		return 0, &notAStoreError{reason: fmt.Sprintf("unknown format version %d (this build reads versions 1 to %d)", version, FormatVersion)}
+	}
+	if version < FormatVersion {
+		return fileOlder, nil
 	}
 	return fileStore, nil
 }
 
-// initialise creates the schema in one IMMEDIATE transaction. It inspects the
-// file again inside the transaction: another process may have initialised
+// initialise creates the schema, or upgrades an earlier format version to
+// the current one, in one IMMEDIATE transaction. It inspects the file again
+// inside the transaction: another process may have initialised or upgraded
 // it (or written something else) since the first look.
 func initialise(ctx context.Context, conn *sql.Conn) (err error) {
 	// The page size of a database is fixed when its first page is written.
@@ -295,6 +349,20 @@ func initialise(ctx context.Context, conn *sql.Conn) (err error) {
 			return err
 		}
 		if _, err := conn.ExecContext(ctx, "INSERT INTO monster_meta (key, value) VALUES ('format_version', ?)", FormatVersion); err != nil {
+			return err
+		}
+	}
+	if st == fileOlder {
+		var version int64
+		if err := conn.QueryRowContext(ctx, "SELECT value FROM monster_meta WHERE key = 'format_version'").Scan(&version); err != nil {
+			return err
+		}
+		for ; version < FormatVersion; version++ {
+			if _, err := conn.ExecContext(ctx, upgrades[version]); err != nil {
+				return fmt.Errorf("upgrading format version %d to %d: %w", version, version+1, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "UPDATE monster_meta SET value = ? WHERE key = 'format_version'", FormatVersion); err != nil {
 			return err
 		}
 	}

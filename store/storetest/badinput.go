@@ -16,10 +16,11 @@ import (
 	"github.com/gomonster/monster"
 )
 
-// BadInput: malformed JSON, oversized events and bad type names are
-// refused with clear errors (the sentinel, "monster: ", the value at
-// fault); the events and checkpoints stored before are intact afterwards,
-// and the consumer goes on.
+// BadInput: malformed JSON, oversized events, bad type names and bad
+// keys (a NUL, which PostgreSQL refuses and SQLite keeps) are refused with
+// clear errors (the sentinel, "monster: ", the value at fault); the events
+// and checkpoints stored before are intact afterwards, and the consumer
+// goes on.
 func testRejectedWithoutCorruption(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
 	m := b.monster(s, monster.Options{MaxEventSize: 1024})
@@ -54,6 +55,13 @@ func testRejectedWithoutCorruption(t *testing.T, b *bundle) {
 		{"type with a slash", "user/bought", 1, nil, monster.ErrInvalidName, `"user/bought"`},
 		{"type with invalid UTF-8", "user.\xff", 1, nil, monster.ErrInvalidName, "user."},
 		{"overlong type", strings.Repeat("a", 300), 1, nil, monster.ErrInvalidName, "longer than"},
+		{"data that is not UTF-8", "bad.input", json.RawMessage("\"\xff\xfe\xc0\""), nil, monster.ErrEncoding, "not valid UTF-8"},
+		{"data with a lone surrogate", "bad.input", json.RawMessage(`{"a":"\ud800"}`), nil, monster.ErrEncoding, `lone UTF-16 surrogate \ud800`},
+		{"NUL in key", "bad.input", 1, []monster.LogOption{monster.WithKey("a\x00b")}, monster.ErrInvalidKey, "U+0000"},
+		{"control character in idempotency key", "bad.input", 1, []monster.LogOption{monster.WithIdempotencyKey("a\tb")}, monster.ErrInvalidKey, "idempotency_key"},
+		{"key with invalid UTF-8", "bad.input", 1, []monster.LogOption{monster.WithKey("\xff")}, monster.ErrInvalidKey, "not valid UTF-8"},
+		{"oversized key", "bad.input", 1, []monster.LogOption{monster.WithKey(strings.Repeat("k", monster.MaxKeyBytes+1))}, monster.ErrInvalidKey, "over the limit of 1024"},
+		{"oversized idempotency key", "bad.input", 1, []monster.LogOption{monster.WithIdempotencyKey(strings.Repeat("i", monster.MaxKeyBytes+1))}, monster.ErrInvalidKey, "over the limit of 1024"},
 	} {
 		_, err := m.Log(ctx, tc.typ, tc.data, tc.opts...)
 		require.ErrorIs(t, err, tc.want, tc.name)
