@@ -1,0 +1,145 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// The store speaks JetStream's API directly where the jetstream package
+// has no call for what it needs (atomic batches, batched direct gets) or
+// would read from a follower (it sends gets to the leader).
+
+// apiError is an error a JetStream API call answered with.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (JetStream error %d)", e.Description, e.ErrCode)
+}
+
+// JetStream error codes the store acts on.
+const (
+	errCodeNoMessage        = 10037
+	errCodeWrongLastSeq     = 10071
+	errCodeWrongLastSeqCons = 10164 // the same, on replicated streams
+	errCodeBatchTooLarge    = 10199
+)
+
+func isWrongLastSeq(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.ErrCode == errCodeWrongLastSeq || ae.ErrCode == errCodeWrongLastSeqCons)
+}
+
+func isNoMessage(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.ErrCode == errCodeNoMessage
+}
+
+// storedMsg is a message read from a stream.
+type storedMsg struct {
+	Subject string    `json:"subject"`
+	Seq     uint64    `json:"seq"`
+	Data    []byte    `json:"data"`
+	Time    time.Time `json:"time"`
+}
+
+// msgGetRequest is JetStream's message get request.
+type msgGetRequest struct {
+	Seq      uint64 `json:"seq,omitempty"`
+	LastFor  string `json:"last_by_subj,omitempty"`
+	NextFor  string `json:"next_by_subj,omitempty"`
+	Batch    int    `json:"batch,omitempty"`
+	MaxBytes int    `json:"max_bytes,omitempty"`
+}
+
+// leaderGet reads one message through the stream's leader, which has every
+// acknowledged message (a follower serving a direct get may lag).
+func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest) (storedMsg, error) {
+	body, _ := json.Marshal(req)
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	if err != nil {
+		return storedMsg{}, err
+	}
+	var resp struct {
+		Error   *apiError  `json:"error"`
+		Message *storedMsg `json:"message"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return storedMsg{}, fmt.Errorf("bad message get response: %w", err)
+	}
+	if resp.Error != nil {
+		return storedMsg{}, resp.Error
+	}
+	if resp.Message == nil {
+		return storedMsg{}, errors.New("empty message get response")
+	}
+	return *resp.Message, nil
+}
+
+// pubAck is JetStream's answer to a publish.
+type pubAck struct {
+	Error  *apiError `json:"error"`
+	Stream string    `json:"stream"`
+	Seq    uint64    `json:"seq"`
+	Count  int       `json:"count"`
+}
+
+// errNoAck is a publish that got no answer: it may have been stored.
+type errNoAck struct{ err error }
+
+func (e *errNoAck) Error() string { return e.err.Error() }
+func (e *errNoAck) Unwrap() error { return e.err }
+
+// request sends msg and decodes the PubAck. An error of type *errNoAck
+// means the outcome is unknown.
+func (s *Store) request(ctx context.Context, msg *natsgo.Msg) (pubAck, error) {
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	reply, err := s.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		if errors.Is(err, natsgo.ErrNoResponders) {
+			// Nobody received it: nothing was stored.
+			return pubAck{}, fmt.Errorf("no stream or no JetStream leader answers for subject %q: %w", msg.Subject, err)
+		}
+		return pubAck{}, &errNoAck{err}
+	}
+	var ack pubAck
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return pubAck{}, &errNoAck{fmt.Errorf("bad publish acknowledgement %q: %w", reply.Data, err)}
+	}
+	if ack.Error != nil {
+		return ack, ack.Error
+	}
+	return ack, nil
+}
+
+// publishCAS stores data on subject if the subject's last message is at
+// sequence expect (0: the subject has none). It returns the new sequence;
+// an error matched by isWrongLastSeq means another writer came first.
+func (s *Store) publishCAS(ctx context.Context, subject string, data []byte, expect uint64) (uint64, error) {
+	msg := natsgo.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(expect, 10))
+	ack, err := s.request(ctx, msg)
+	return ack.Seq, err
+}
+
+// publish stores data on subject, replacing the subject's last message in
+// the state stream (which keeps one per subject).
+func (s *Store) publish(ctx context.Context, subject string, data []byte) error {
+	msg := natsgo.NewMsg(subject)
+	msg.Data = data
+	_, err := s.request(ctx, msg)
+	return err
+}
