@@ -120,7 +120,7 @@ func (m *Monster) ResetConsumer(ctx context.Context, name string, start StartPos
 	if err != nil {
 		return fmt.Errorf("monster: reset consumer %q: %w", name, err)
 	}
-	if err := m.store.ResetConsumer(ctx, name, pos); err != nil {
+	if err := m.store.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: name, Position: pos}); err != nil {
 		return fmt.Errorf("monster: reset consumer %q to %s: %w", name, start, err)
 	}
 	return nil
@@ -135,7 +135,7 @@ func (m *Monster) DeadLetters(ctx context.Context, consumer string, limit int) (
 	if _, err := m.store.Consumer(ctx, consumer); err != nil {
 		return nil, err
 	}
-	return m.store.DeadLetters(ctx, consumer, store.DeadLetterQuery{Limit: limit})
+	return m.store.DeadLetters(ctx, store.DeadLetterQuery{Consumer: consumer, Limit: limit})
 }
 
 // RetryDeadLetters asks the processes running the consumer to run the
@@ -144,14 +144,14 @@ func (m *Monster) DeadLetters(ctx context.Context, consumer string, limit int) (
 // with its attempts added up. It returns how many were marked, or an error
 // matching ErrNotFound (and marks none) if an ID names no dead letter.
 func (m *Monster) RetryDeadLetters(ctx context.Context, consumer string, eventIDs ...string) (int, error) {
-	return m.store.RequestRetry(ctx, consumer, nilIfEmpty(eventIDs))
+	return m.store.RequestRetry(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
 }
 
 // DiscardDeadLetters removes dead letters for good (all of the consumer's
 // when no ID is given); the events stay in the log. It returns how many it
 // removed, or an error matching ErrNotFound (and removes none).
 func (m *Monster) DiscardDeadLetters(ctx context.Context, consumer string, eventIDs ...string) (int, error) {
-	return m.store.DeleteDeadLetters(ctx, consumer, nilIfEmpty(eventIDs))
+	return m.store.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: consumer, IDs: nilIfEmpty(eventIDs)})
 }
 
 func nilIfEmpty(ids []string) []string {
@@ -167,7 +167,7 @@ func (m *Monster) Events(ctx context.Context, after int64, limit int) ([]RawEven
 	if limit <= 0 {
 		limit = 100
 	}
-	evs, err := m.store.Read(ctx, after, limit)
+	evs, err := m.store.Read(ctx, store.ReadParams{After: after, Limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("monster: read events: %w", err)
 	}

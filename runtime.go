@@ -292,7 +292,7 @@ func (c *consumerRun) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.flush(ctx)
-	if err := c.st.Leave(ctx, c.name, c.member); err != nil {
+	if err := c.st.Leave(ctx, store.LeaveParams{Consumer: c.name, Member: c.member}); err != nil {
 		c.logger().warn("leaving the consumer group", err)
 	}
 }
@@ -412,7 +412,7 @@ func (c *consumerRun) refreshLeases(ctx context.Context) bool {
 	now := time.Now()
 	ttl := c.m.opts.LeaseTTL
 	expires := now.Add(ttl)
-	members, err := c.st.Heartbeat(ctx, c.name, c.member, expires, now)
+	members, err := c.st.Heartbeat(ctx, store.HeartbeatParams{Consumer: c.name, Member: c.member, Expires: expires, Now: now})
 	var info store.ConsumerInfo
 	if err == nil {
 		info, err = c.st.Consumer(ctx, c.name)
@@ -480,11 +480,11 @@ func (c *consumerRun) refreshLeases(ctx context.Context) bool {
 			}
 		}
 		c.mu.Unlock()
-		if err := c.st.Release(ctx, c.name, c.member, release); err != nil {
+		if err := c.st.Release(ctx, store.ReleaseParams{Consumer: c.name, Member: c.member, Partitions: release}); err != nil {
 			c.logger().warn("releasing partitions", err)
 		}
 	}
-	held, err := c.st.Claim(ctx, c.name, c.member, want, expires, now)
+	held, err := c.st.Claim(ctx, store.ClaimParams{Consumer: c.name, Member: c.member, Partitions: want, Expires: expires, Now: now})
 	if err != nil {
 		if stop.Err() == nil {
 			c.logger().warn("claiming partitions", err)
@@ -576,7 +576,7 @@ func (c *consumerRun) flush(ctx context.Context) error {
 	}
 	callCtx, cancel := c.callContext(ctx)
 	defer cancel()
-	err := c.st.SaveCheckpoints(callCtx, c.name, c.member, cps)
+	err := c.st.SaveCheckpoints(callCtx, store.SaveCheckpointsParams{Consumer: c.name, Member: c.member, Checkpoints: cps})
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger().warn("saving checkpoints", err)
@@ -628,7 +628,7 @@ func (c *consumerRun) read() {
 		wake := c.m.wake.wait()
 		if len(snapshot) > 0 && room {
 			readCtx, cancel := c.readContext(ctx)
-			events, err := c.st.Read(readCtx, cursor, readBatch)
+			events, err := c.st.Read(readCtx, store.ReadParams{After: cursor, Limit: readBatch})
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -833,7 +833,7 @@ func (c *consumerRun) finish(it *item, handled bool) {
 	if it.dead != nil {
 		if handled {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := c.st.DeleteDeadLetters(ctx, c.name, []string{it.ev.ID}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if _, err := c.st.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: c.name, IDs: []string{it.ev.ID}}); err != nil && !errors.Is(err, store.ErrNotFound) {
 				c.logger().warn("removing retried dead letter", err)
 			}
 			cancel()
@@ -897,7 +897,7 @@ func (c *consumerRun) pickUpDeadLetters(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	listCtx, cancel := c.callContext(ctx)
-	dls, err := c.st.DeadLetters(listCtx, c.name, store.DeadLetterQuery{RetryRequested: true, Limit: maxDeadRetry})
+	dls, err := c.st.DeadLetters(listCtx, store.DeadLetterQuery{Consumer: c.name, RetryRequested: true, Limit: maxDeadRetry})
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {

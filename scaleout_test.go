@@ -73,14 +73,14 @@ func (s *stallingStore) wait(ctx context.Context) {
 	}
 }
 
-func (s *stallingStore) Heartbeat(ctx context.Context, c, m string, exp, now time.Time) ([]string, error) {
+func (s *stallingStore) Heartbeat(ctx context.Context, p store.HeartbeatParams) ([]string, error) {
 	s.wait(ctx)
-	return s.Store.Heartbeat(ctx, c, m, exp, now)
+	return s.Store.Heartbeat(ctx, p)
 }
 
-func (s *stallingStore) Claim(ctx context.Context, c, m string, p []int, exp, now time.Time) ([]store.PartitionInfo, error) {
+func (s *stallingStore) Claim(ctx context.Context, p store.ClaimParams) ([]store.PartitionInfo, error) {
 	s.wait(ctx)
-	return s.Store.Claim(ctx, c, m, p, exp, now)
+	return s.Store.Claim(ctx, p)
 }
 
 // A member whose lease renewals hang stops handling its partitions once its

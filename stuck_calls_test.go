@@ -32,11 +32,11 @@ func (s *hangingStore) hang(ctx context.Context, left *atomic.Int64) error {
 	return ctx.Err()
 }
 
-func (s *hangingStore) Heartbeat(ctx context.Context, c, m string, exp, now time.Time) ([]string, error) {
+func (s *hangingStore) Heartbeat(ctx context.Context, p store.HeartbeatParams) ([]string, error) {
 	if err := s.hang(ctx, &s.heartbeats); err != nil {
 		return nil, err
 	}
-	return s.Store.Heartbeat(ctx, c, m, exp, now)
+	return s.Store.Heartbeat(ctx, p)
 }
 
 func (s *hangingStore) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
@@ -97,12 +97,12 @@ type slowClaimStore struct {
 	slow  atomic.Bool
 }
 
-func (s *slowClaimStore) Claim(ctx context.Context, c, m string, p []int, exp, now time.Time) ([]store.PartitionInfo, error) {
+func (s *slowClaimStore) Claim(ctx context.Context, p store.ClaimParams) ([]store.PartitionInfo, error) {
 	if s.slow.CompareAndSwap(true, false) {
 		time.Sleep(s.delay) // the store's slowness, not the test's synchronisation
-		return s.Store.Claim(context.WithoutCancel(ctx), c, m, p, exp, now)
+		return s.Store.Claim(context.WithoutCancel(ctx), p)
 	}
-	return s.Store.Claim(ctx, c, m, p, exp, now)
+	return s.Store.Claim(ctx, p)
 }
 
 // A renewal that comes back after the leases it took have expired is

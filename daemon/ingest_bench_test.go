@@ -124,7 +124,7 @@ func benchmarkIngest(b *testing.B, body []byte, perRequest int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
 	b.ReportMetric(float64(b.N*perRequest)/elapsed.Seconds(), "events/s")
-	if st, ok := srv.m.Store().(*sharedStore); ok && st.appends.Load() > 0 {
+	if st := srv.shared; st.appends.Load() > 0 {
 		b.ReportMetric(float64(st.appended.Load())/float64(st.appends.Load()), "events/commit")
 	}
 	head, err := srv.m.Store().Head(ctx)

@@ -22,6 +22,7 @@ type Server struct {
 	cfg      Config
 	logger   *slog.Logger
 	inner    store.Store
+	shared   *sharedStore // inner, as every Monster of the daemon sees it
 	m        *monster.Monster
 	local    *Local
 	webhooks *webhooks
@@ -69,8 +70,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		ShutdownTimeout:    time.Duration(cfg.ShutdownTimeout),
 		Verbose:            cfg.Verbose,
 	}
-	m := monster.OpenStore(shared, &opts)
-	s := &Server{cfg: cfg, logger: logger, inner: inner, m: m, tokens: toks, stopping: make(chan struct{})}
+	m := monster.OpenStore(shared.store(), &opts)
+	s := &Server{cfg: cfg, logger: logger, inner: inner, shared: shared, m: m, tokens: toks, stopping: make(chan struct{})}
 	fail := func(err error) (*Server, error) {
 		_ = m.Close()
 		_ = inner.Close()

@@ -28,6 +28,11 @@ func newSharedStore(st store.Store) *sharedStore {
 	return &sharedStore{Store: st, subs: map[chan struct{}]struct{}{}}
 }
 
+// store returns s as the Monsters' store: with the underlying store's
+// optional capabilities (SQL transactions, so that Monster.DB and LogTx
+// work in the daemon as they do in a program), and its own Notifier.
+func (s *sharedStore) store() store.Store { return store.Wrap(s, s.Store) }
+
 // Append appends and, on success, wakes every subscriber.
 func (s *sharedStore) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 	res, err := s.Store.Append(ctx, events)

@@ -20,11 +20,11 @@ func (e *Error) Error() string { return e.msg }
 // Unwrap returns the sentinel the error wraps, or nil.
 func (e *Error) Unwrap() error { return e.err }
 
-// Errorf returns an *Error with the formatted message, wrapping sentinel
-// (which may be nil). Arguments are formatted, not wrapped: only sentinel
-// is seen by errors.Is.
-func Errorf(sentinel error, format string, args ...any) error {
-	return &Error{msg: fmt.Sprintf(format, args...), err: sentinel}
+// Errorf returns an *Error with the formatted message, wrapping err: a
+// sentinel of this package, the driver's error it describes, or nil.
+// Arguments are formatted, not wrapped: only err is seen by errors.Is.
+func Errorf(err error, format string, args ...any) error {
+	return &Error{msg: fmt.Sprintf(format, args...), err: err}
 }
 
 // ClosedError is what a store's methods return after Close: "monster:

@@ -58,6 +58,6 @@ func ValidateConsumerSpec(op string, spec ConsumerSpec) error {
 // when the consumer exists with another number of partitions; it wraps
 // [ErrConflict].
 func ConflictingPartitions(consumer string, stored, asked int) error {
-	return fmt.Errorf("monster: consumer %q has %d partitions, cannot register it with %d: %w",
-		consumer, stored, asked, ErrConflict)
+	return Errorf(ErrConflict, "monster: consumer %q is registered with %d partitions, not %d; the count is fixed when the consumer is first registered (delete the consumer to change it)",
+		consumer, stored, asked)
 }

@@ -43,9 +43,9 @@ func (s *slowReadStore) arm(after int64) {
 	s.mu.Unlock()
 }
 
-func (s *slowReadStore) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (s *slowReadStore) Read(ctx context.Context, p store.ReadParams) ([]store.Event, error) {
 	s.mu.Lock()
-	hold := s.armAfter >= 0 && after == s.armAfter
+	hold := s.armAfter >= 0 && p.After == s.armAfter
 	if hold {
 		s.armAfter = -1
 		close(s.holding)
@@ -58,12 +58,12 @@ func (s *slowReadStore) Read(ctx context.Context, after int64, limit int) ([]sto
 			return nil, ctx.Err()
 		}
 	}
-	return s.Store.Read(ctx, after, limit)
+	return s.Store.Read(ctx, p)
 }
 
-func (s *slowReadStore) Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
-	held, err := s.Store.Claim(ctx, consumer, member, partitions, expires, now)
-	if err == nil && member == s.member {
+func (s *slowReadStore) Claim(ctx context.Context, c store.ClaimParams) ([]store.PartitionInfo, error) {
+	held, err := s.Store.Claim(ctx, c)
+	if err == nil && c.Member == s.member {
 		for _, p := range held {
 			if p.Partition == s.partition {
 				s.mu.Lock()
@@ -75,9 +75,9 @@ func (s *slowReadStore) Claim(ctx context.Context, consumer, member string, part
 	return held, err
 }
 
-func (s *slowReadStore) Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error) {
+func (s *slowReadStore) Heartbeat(ctx context.Context, hb store.HeartbeatParams) ([]string, error) {
 	s.mu.Lock()
-	if s.claimed && member == s.member {
+	if s.claimed && hb.Member == s.member {
 		select {
 		case <-s.refreshed:
 		default:
@@ -85,7 +85,7 @@ func (s *slowReadStore) Heartbeat(ctx context.Context, consumer, member string, 
 		}
 	}
 	s.mu.Unlock()
-	return s.Store.Heartbeat(ctx, consumer, member, expires, now)
+	return s.Store.Heartbeat(ctx, hb)
 }
 
 // keyInPartition returns a key that the runtime puts in partition p of n
@@ -124,10 +124,10 @@ func TestClaimDuringRead(t *testing.T) {
 	}
 	ghostLease := func() {
 		now := time.Now()
-		if _, err := st.Heartbeat(ctx, consumer, ghost, now.Add(400*time.Millisecond), now); err != nil {
+		if _, err := st.Heartbeat(ctx, store.HeartbeatParams{Consumer: consumer, Member: ghost, Expires: now.Add(400 * time.Millisecond), Now: now}); err != nil {
 			t.Error(err)
 		}
-		if _, err := st.Claim(ctx, consumer, ghost, []int{1}, now.Add(400*time.Millisecond), now); err != nil {
+		if _, err := st.Claim(ctx, store.ClaimParams{Consumer: consumer, Member: ghost, Partitions: []int{1}, Expires: now.Add(400 * time.Millisecond), Now: now}); err != nil {
 			t.Error(err)
 		}
 	}

@@ -50,9 +50,6 @@ func New() *Store {
 	}
 }
 
-// Features implements store.Store.
-func (s *Store) Features() store.Features { return store.Features{} }
-
 func (s *Store) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -106,7 +103,8 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 }
 
 // Read implements store.Store.
-func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (s *Store) Read(ctx context.Context, arg store.ReadParams) ([]store.Event, error) {
+	after, limit := arg.After, arg.Limit
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -179,6 +177,9 @@ func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64,
 
 // RegisterConsumer implements store.Store.
 func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
+	if err := store.ValidateConsumerSpec("memstore register consumer", spec); err != nil {
+		return store.ConsumerInfo{}, err
+	}
 	if err := s.lock(ctx); err != nil {
 		return store.ConsumerInfo{}, err
 	}
@@ -186,8 +187,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 	c, ok := s.consumers[spec.Name]
 	if ok {
 		if len(c.info.Partitions) != spec.Partitions {
-			return store.ConsumerInfo{}, fmt.Errorf("monster: consumer %q has %d partitions, cannot register it with %d: %w",
-				spec.Name, len(c.info.Partitions), spec.Partitions, store.ErrConflict)
+			return store.ConsumerInfo{}, store.ConflictingPartitions(spec.Name, len(c.info.Partitions), spec.Partitions)
 		}
 		c.info.Types = slices.Clone(spec.Types)
 		return s.infoLocked(c), nil
@@ -261,7 +261,8 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 }
 
 // Heartbeat implements store.Store.
-func (s *Store) Heartbeat(ctx context.Context, consumerName, member string, expires, now time.Time) ([]string, error) {
+func (s *Store) Heartbeat(ctx context.Context, arg store.HeartbeatParams) ([]string, error) {
+	consumerName, member, expires, now := arg.Consumer, arg.Member, arg.Expires, arg.Now
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -284,7 +285,8 @@ func (s *Store) Heartbeat(ctx context.Context, consumerName, member string, expi
 }
 
 // Leave implements store.Store.
-func (s *Store) Leave(ctx context.Context, consumerName, member string) error {
+func (s *Store) Leave(ctx context.Context, arg store.LeaveParams) error {
+	consumerName, member := arg.Consumer, arg.Member
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
@@ -303,7 +305,8 @@ func (s *Store) Leave(ctx context.Context, consumerName, member string) error {
 }
 
 // Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, consumerName, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
+func (s *Store) Claim(ctx context.Context, arg store.ClaimParams) ([]store.PartitionInfo, error) {
+	consumerName, member, partitions, expires, now := arg.Consumer, arg.Member, arg.Partitions, arg.Expires, arg.Now
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -334,7 +337,8 @@ func (s *Store) Claim(ctx context.Context, consumerName, member string, partitio
 }
 
 // Release implements store.Store.
-func (s *Store) Release(ctx context.Context, consumerName, member string, partitions []int) error {
+func (s *Store) Release(ctx context.Context, arg store.ReleaseParams) error {
+	consumerName, member, partitions := arg.Consumer, arg.Member, arg.Partitions
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
@@ -352,7 +356,8 @@ func (s *Store) Release(ctx context.Context, consumerName, member string, partit
 }
 
 // SaveCheckpoints implements store.Store.
-func (s *Store) SaveCheckpoints(ctx context.Context, consumerName, member string, checkpoints []store.Checkpoint) error {
+func (s *Store) SaveCheckpoints(ctx context.Context, arg store.SaveCheckpointsParams) error {
+	consumerName, member, checkpoints := arg.Consumer, arg.Member, arg.Checkpoints
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
@@ -376,7 +381,8 @@ func (s *Store) SaveCheckpoints(ctx context.Context, consumerName, member string
 }
 
 // ResetConsumer implements store.Store.
-func (s *Store) ResetConsumer(ctx context.Context, consumerName string, position int64) error {
+func (s *Store) ResetConsumer(ctx context.Context, arg store.ResetConsumerParams) error {
+	consumerName, position := arg.Consumer, arg.Position
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
@@ -408,7 +414,8 @@ func (s *Store) AddDeadLetter(ctx context.Context, dl store.DeadLetter) error {
 }
 
 // DeadLetters implements store.Store.
-func (s *Store) DeadLetters(ctx context.Context, consumerName string, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+	consumerName := q.Consumer
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -431,7 +438,8 @@ func (s *Store) DeadLetters(ctx context.Context, consumerName string, q store.De
 }
 
 // RequestRetry implements store.Store.
-func (s *Store) RequestRetry(ctx context.Context, consumerName string, ids []string) (int, error) {
+func (s *Store) RequestRetry(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumerName, ids := sel.Consumer, sel.IDs
 	return s.eachDeadLetter(ctx, consumerName, ids, func(c *consumer, id string) {
 		dl := c.dead[id]
 		dl.RetryRequested = true
@@ -440,7 +448,8 @@ func (s *Store) RequestRetry(ctx context.Context, consumerName string, ids []str
 }
 
 // DeleteDeadLetters implements store.Store.
-func (s *Store) DeleteDeadLetters(ctx context.Context, consumerName string, ids []string) (int, error) {
+func (s *Store) DeleteDeadLetters(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumerName, ids := sel.Consumer, sel.IDs
 	return s.eachDeadLetter(ctx, consumerName, ids, func(c *consumer, id string) { delete(c.dead, id) })
 }
 

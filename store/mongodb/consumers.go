@@ -116,6 +116,9 @@ func (s *Store) info(ctx context.Context, d consumerDoc) (store.ConsumerInfo, er
 
 // RegisterConsumer implements store.Store.
 func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
+	if err := store.ValidateConsumerSpec("mongodb register consumer", spec); err != nil {
+		return store.ConsumerInfo{}, err
+	}
 	if err := s.check(ctx); err != nil {
 		return store.ConsumerInfo{}, wrap("register consumer", err)
 	}
@@ -126,8 +129,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 	d, err := s.cons.update(ctx, spec.Name, func(d *consumerDoc, exists bool) error {
 		if exists && !d.Deleted {
 			if len(d.Partitions) != spec.Partitions {
-				return fmt.Errorf("monster: consumer %q has %d partitions, cannot register it with %d: %w",
-					spec.Name, len(d.Partitions), spec.Partitions, store.ErrConflict)
+				return store.ConflictingPartitions(spec.Name, len(d.Partitions), spec.Partitions)
 			}
 			d.Types = types
 			return nil
@@ -233,7 +235,8 @@ func keepNotFound(what string, err error) error {
 }
 
 // Heartbeat implements store.Store.
-func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error) {
+func (s *Store) Heartbeat(ctx context.Context, arg store.HeartbeatParams) ([]string, error) {
+	consumer, member, expires, now := arg.Consumer, arg.Member, arg.Expires, arg.Now
 	if err := s.check(ctx); err != nil {
 		return nil, wrap("heartbeat", err)
 	}
@@ -267,7 +270,8 @@ func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires,
 }
 
 // Leave implements store.Store.
-func (s *Store) Leave(ctx context.Context, consumer, member string) error {
+func (s *Store) Leave(ctx context.Context, arg store.LeaveParams) error {
+	consumer, member := arg.Consumer, arg.Member
 	if err := s.check(ctx); err != nil {
 		return wrap("leave", err)
 	}
@@ -289,7 +293,8 @@ func (s *Store) Leave(ctx context.Context, consumer, member string) error {
 }
 
 // Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
+func (s *Store) Claim(ctx context.Context, arg store.ClaimParams) ([]store.PartitionInfo, error) {
+	consumer, member, partitions, expires, now := arg.Consumer, arg.Member, arg.Partitions, arg.Expires, arg.Now
 	if err := s.check(ctx); err != nil {
 		return nil, wrap("claim", err)
 	}
@@ -321,7 +326,8 @@ func (s *Store) Claim(ctx context.Context, consumer, member string, partitions [
 }
 
 // Release implements store.Store.
-func (s *Store) Release(ctx context.Context, consumer, member string, partitions []int) error {
+func (s *Store) Release(ctx context.Context, arg store.ReleaseParams) error {
+	consumer, member, partitions := arg.Consumer, arg.Member, arg.Partitions
 	if err := s.check(ctx); err != nil {
 		return wrap("release", err)
 	}
@@ -338,7 +344,8 @@ func (s *Store) Release(ctx context.Context, consumer, member string, partitions
 
 // SaveCheckpoints implements store.Store: one write of the consumer's
 // document, so all checkpoints are saved or none.
-func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []store.Checkpoint) error {
+func (s *Store) SaveCheckpoints(ctx context.Context, arg store.SaveCheckpointsParams) error {
+	consumer, member, checkpoints := arg.Consumer, arg.Member, arg.Checkpoints
 	if err := s.check(ctx); err != nil {
 		return wrap("save checkpoints", err)
 	}
@@ -360,7 +367,8 @@ func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, ch
 }
 
 // ResetConsumer implements store.Store.
-func (s *Store) ResetConsumer(ctx context.Context, consumer string, position int64) error {
+func (s *Store) ResetConsumer(ctx context.Context, arg store.ResetConsumerParams) error {
+	consumer, position := arg.Consumer, arg.Position
 	if err := s.check(ctx); err != nil {
 		return wrap("reset consumer", err)
 	}
@@ -392,7 +400,8 @@ func (s *Store) AddDeadLetter(ctx context.Context, dl store.DeadLetter) error {
 }
 
 // DeadLetters implements store.Store.
-func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+	consumer := q.Consumer
 	if err := s.check(ctx); err != nil {
 		return nil, wrap("dead letters", err)
 	}
@@ -423,7 +432,8 @@ func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLe
 }
 
 // RequestRetry implements store.Store.
-func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) RequestRetry(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.eachDeadLetter(ctx, "request retry", consumer, ids, func(filter bson.D) (int64, error) {
 		res, err := s.dead.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "retry", Value: true}}}})
 		if err != nil {
@@ -434,7 +444,8 @@ func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string)
 }
 
 // DeleteDeadLetters implements store.Store.
-func (s *Store) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) DeleteDeadLetters(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.eachDeadLetter(ctx, "delete dead letters", consumer, ids, func(filter bson.D) (int64, error) {
 		res, err := s.dead.DeleteMany(ctx, filter)
 		if err != nil {

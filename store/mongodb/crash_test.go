@@ -38,7 +38,7 @@ func TestCrashMidAppend(t *testing.T) {
 			commitLate, err := crashed.CrashMidAppend(ctx, "ghost", "crash.test")
 			require.NoError(t, err)
 
-			read, err := alive.Read(ctx, 0, 10)
+			read, err := alive.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 			require.NoError(t, err)
 			require.Len(t, read, 1, "a batch that did not commit is invisible")
 			_, err = alive.EventByID(ctx, "ghost")
@@ -56,7 +56,7 @@ func TestCrashMidAppend(t *testing.T) {
 			require.NoError(t, err)
 			require.False(t, ok, "an appender whose lock was taken over cannot commit")
 
-			read, err = alive.Read(ctx, 0, 10)
+			read, err = alive.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 			require.NoError(t, err)
 			require.Len(t, read, 2)
 			require.Equal(t, "second", read[1].ID)

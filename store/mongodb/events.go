@@ -479,7 +479,8 @@ func (s *Store) fetch(ctx context.Context, entries []logDoc) ([]store.Event, err
 }
 
 // Read implements store.Store.
-func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (s *Store) Read(ctx context.Context, arg store.ReadParams) ([]store.Event, error) {
+	after, limit := arg.After, arg.Limit
 	if err := s.check(ctx); err != nil {
 		return nil, wrap("read", err)
 	}

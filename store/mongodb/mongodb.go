@@ -205,11 +205,6 @@ func (s *Store) CollectionName(typ string) string {
 	return s.opts.Prefix + strings.ReplaceAll(typ, ".", "_")
 }
 
-// Features implements store.Store.
-func (s *Store) Features() store.Features {
-	return store.Features{SharedAcrossProcesses: true, Persistent: true}
-}
-
 // Close implements store.Store.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {

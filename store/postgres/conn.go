@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gomonster/monster/store"
 )
 
 // Connections are lost when the server restarts or the network breaks.
@@ -21,14 +23,14 @@ import (
 // the server reported, while ctx was still live. Errors this package
 // worded (a failed COMMIT among them) are never taken for one.
 func connLost(ctx context.Context, conn *pgxpool.Conn, err error) bool {
-	var me *monsterError
+	var me *store.Error
 	return err != nil && !errors.As(err, &me) && ctx.Err() == nil && pgCode(err) == "" && conn.Conn().IsClosed()
 }
 
 // withConn runs fn on a connection of the pool, and once more on a new one
 // if the connection was lost. fn must be safe to run twice: it only reads,
 // or it writes in a transaction and reports a failed COMMIT as an error of
-// this package (a *monsterError), which is not retried.
+// this package (a *store.Error), which is not retried.
 func (s *Store) withConn(ctx context.Context, fn func(conn *pgxpool.Conn) error) error {
 	for attempt := 0; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)

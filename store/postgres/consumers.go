@@ -45,13 +45,8 @@ func (s *Store) requireConsumer(ctx context.Context, tx pgx.Tx, name string) (in
 // of partitions. Processes registering one consumer at once agree: one
 // creates it, the others find it.
 func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
-	switch {
-	case spec.Name == "":
-		return store.ConsumerInfo{}, errors.New("monster: postgres register consumer: empty name")
-	case spec.Partitions < 1:
-		return store.ConsumerInfo{}, fmt.Errorf("monster: postgres register consumer %q: %d partitions, want at least 1", spec.Name, spec.Partitions)
-	case spec.Start < 0:
-		return store.ConsumerInfo{}, fmt.Errorf("monster: postgres register consumer %q: negative start position %d", spec.Name, spec.Start)
+	if err := store.ValidateConsumerSpec("postgres register consumer", spec); err != nil {
+		return store.ConsumerInfo{}, err
 	}
 	types := spec.Types
 	if types == nil {
@@ -75,7 +70,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 				return err
 			}
 			if partitions != spec.Partitions {
-				return errorf(store.ErrConflict, "monster: consumer %q is registered with %d partitions, not %d", spec.Name, partitions, spec.Partitions)
+				return store.ConflictingPartitions(spec.Name, partitions, spec.Partitions)
 			}
 			if _, err := tx.Exec(ctx, schemaSQL(s.schema, `UPDATE S.consumers SET types = $2 WHERE name = $1`), spec.Name, types); err != nil {
 				return err
@@ -212,7 +207,8 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 
 // Heartbeat records that member is alive until expires, forgets the members
 // whose heartbeat expired before now, and returns the live members, sorted.
-func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error) {
+func (s *Store) Heartbeat(ctx context.Context, arg store.HeartbeatParams) ([]string, error) {
+	consumer, member, expires, now := arg.Consumer, arg.Member, arg.Expires, arg.Now
 	if member == "" {
 		return nil, fmt.Errorf("monster: postgres heartbeat: consumer %q: empty member name", consumer)
 	}
@@ -242,7 +238,8 @@ func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires,
 }
 
 // Leave forgets member and releases every partition it holds.
-func (s *Store) Leave(ctx context.Context, consumer, member string) error {
+func (s *Store) Leave(ctx context.Context, arg store.LeaveParams) error {
+	consumer, member := arg.Consumer, arg.Member
 	return s.writeTx(ctx, "leave", func(tx pgx.Tx) error {
 		if _, err := s.requireConsumer(ctx, tx, consumer); err != nil {
 			return err
@@ -262,7 +259,8 @@ func (s *Store) Leave(ctx context.Context, consumer, member string) error {
 // error wrapping [store.ErrNotFound]. Each row is claimed in one UPDATE
 // whose condition PostgreSQL checks again on the latest version of the row,
 // so two members claiming at once never both get a partition.
-func (s *Store) Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
+func (s *Store) Claim(ctx context.Context, arg store.ClaimParams) ([]store.PartitionInfo, error) {
+	consumer, member, partitions, expires, now := arg.Consumer, arg.Member, arg.Partitions, arg.Expires, arg.Now
 	if member == "" {
 		return nil, fmt.Errorf("monster: postgres claim: consumer %q: empty member name", consumer)
 	}
@@ -323,7 +321,8 @@ func checkPartitions(consumer string, n int, partitions []int) error {
 }
 
 // Release frees the listed partitions that member holds.
-func (s *Store) Release(ctx context.Context, consumer, member string, partitions []int) error {
+func (s *Store) Release(ctx context.Context, arg store.ReleaseParams) error {
+	consumer, member, partitions := arg.Consumer, arg.Member, arg.Partitions
 	return s.writeTx(ctx, "release", func(tx pgx.Tx) error {
 		if _, err := s.requireConsumer(ctx, tx, consumer); err != nil {
 			return err
@@ -342,7 +341,8 @@ func (s *Store) Release(ctx context.Context, consumer, member string, partitions
 // wrapping [store.ErrLeaseLost]. A checkpoint never moves backwards here.
 // The partitions' rows are locked while their owners are checked, so a
 // claim by another member cannot slip in between.
-func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []store.Checkpoint) error {
+func (s *Store) SaveCheckpoints(ctx context.Context, arg store.SaveCheckpointsParams) error {
+	consumer, member, checkpoints := arg.Consumer, arg.Member, arg.Checkpoints
 	return s.writeTx(ctx, "save checkpoints", func(tx pgx.Tx) error {
 		n, err := s.requireConsumer(ctx, tx, consumer)
 		if err != nil {
@@ -410,7 +410,8 @@ func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, ch
 
 // ResetConsumer sets every partition's checkpoint to position and releases
 // every lease.
-func (s *Store) ResetConsumer(ctx context.Context, consumer string, position int64) error {
+func (s *Store) ResetConsumer(ctx context.Context, arg store.ResetConsumerParams) error {
+	consumer, position := arg.Consumer, arg.Position
 	if position < 0 {
 		return fmt.Errorf("monster: postgres reset consumer %q: negative position %d", consumer, position)
 	}
@@ -456,7 +457,8 @@ func textOnly(s string) string {
 // DeadLetters lists the consumer's dead letters selected by q, in position
 // order; an error wrapping [store.ErrNotFound] if the consumer does not
 // exist.
-func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+	consumer := q.Consumer
 	var limit *int
 	if q.Limit > 0 {
 		limit = &q.Limit
@@ -494,7 +496,8 @@ func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLe
 // (all of them when ids is nil) for retry and returns how many it marked.
 // If an ID has no dead letter, it marks none and returns an error wrapping
 // [store.ErrNotFound].
-func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) RequestRetry(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.changeDeadLetters(ctx, "request retry", consumer, ids,
 		`UPDATE S.dead_letters SET retry_requested = true WHERE consumer = $1`)
 }
@@ -503,7 +506,8 @@ func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string)
 // IDs (all of them when ids is nil) and returns how many it removed. If an
 // ID has no dead letter, it removes none and returns an error wrapping
 // [store.ErrNotFound].
-func (s *Store) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) DeleteDeadLetters(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.changeDeadLetters(ctx, "delete dead letters", consumer, ids,
 		`DELETE FROM S.dead_letters WHERE consumer = $1`)
 }

@@ -3,44 +3,22 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gomonster/monster/store"
 )
 
-// monsterError is an error whose message is complete and starts with
-// "monster: ", wrapping a sentinel of package store (or nothing).
-type monsterError struct {
-	msg string
-	err error
+// errorf words an error of this package; see store.Errorf.
+func errorf(err error, format string, args ...any) error {
+	return store.Errorf(err, format, args...)
 }
 
-func (e *monsterError) Error() string { return e.msg }
-func (e *monsterError) Unwrap() error { return e.err }
+func errClosed(op string) error { return store.ClosedError("postgres", op) }
 
-// errorf returns an error with the formatted message that wraps sentinel.
-func errorf(sentinel error, format string, args ...any) error {
-	return &monsterError{msg: fmt.Sprintf(format, args...), err: sentinel}
-}
-
-func errClosed(op string) error {
-	return errorf(nil, "monster: postgres %s: store is closed", op)
-}
-
-// opError describes a failure of operation op. Errors this package already
-// worded pass through; others get the "monster: postgres op: " prefix. When
-// ctx is done, the error also wraps ctx.Err(), whatever words pgx chose.
+// opError describes a failure of operation op; see store.OpError.
 func opError(ctx context.Context, op string, err error) error {
-	var me *monsterError
-	if errors.As(err, &me) {
-		return err
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("monster: postgres %s: %w (%w)", op, ctxErr, err)
-	}
-	return fmt.Errorf("monster: postgres %s: %w", op, err)
+	return store.OpError(ctx, "postgres", op, err)
 }
 
 // pgCode returns the SQLSTATE of err, or "".
@@ -62,5 +40,5 @@ const (
 // commitError describes a COMMIT whose outcome is unknown: the connection
 // failed after the COMMIT was sent, so the server may have committed.
 func commitError(op string, err error) error {
-	return errorf(store.ErrAmbiguousCommit, "monster: postgres %s: commit: %v (%v)", op, store.ErrAmbiguousCommit, err)
+	return store.AmbiguousCommitError("postgres", op, err)
 }

@@ -456,7 +456,8 @@ func validateEvents(events []store.NewEvent) error {
 // Read returns up to limit events with position > after, in position
 // order. Every event it returns was committed before any event of a higher
 // position could be (see the package documentation), so it never skips.
-func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (s *Store) Read(ctx context.Context, arg store.ReadParams) ([]store.Event, error) {
+	after, limit := arg.After, arg.Limit
 	const op = "read"
 	if s.closed.Load() {
 		return nil, errClosed(op)

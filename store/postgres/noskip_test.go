@@ -101,7 +101,7 @@ func noSkipTrial(t *testing.T, ctx context.Context, handles []*postgres.Store, r
 		last := after
 		finishing := false
 		for {
-			events, err := reader.Read(ctx, last, 5)
+			events, err := reader.Read(ctx, store.ReadParams{After: last, Limit: 5})
 			if err != nil {
 				readerDone <- result{err: err}
 				return

@@ -279,11 +279,6 @@ func hasParam(connString, name string) bool {
 	return u.Query().Has(name)
 }
 
-// Features reports what the PostgreSQL store can do: everything.
-func (s *Store) Features() store.Features {
-	return store.Features{SharedAcrossProcesses: true, Persistent: true, SQLTx: true}
-}
-
 // Schema returns the schema the store's tables live in.
 func (s *Store) Schema() string { return s.schema }
 
@@ -338,7 +333,7 @@ func (s *Store) runTx(ctx context.Context, op string, opts pgx.TxOptions, fn fun
 		committing, err = inTx(ctx, conn, opts, fn)
 		if committing && err != nil {
 			// Not to be retried: the COMMIT may have happened.
-			return &monsterError{msg: fmt.Sprintf("monster: postgres %s: commit: %v", op, err), err: err}
+			return errorf(err, "monster: postgres %s: commit: %v", op, err)
 		}
 		return err
 	})

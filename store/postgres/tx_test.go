@@ -82,7 +82,7 @@ func TestAppendInApplicationTransactions(t *testing.T) {
 				require.ErrorIs(t, err, store.ErrConflict)
 				require.True(t, strings.HasPrefix(err.Error(), "monster: "), err.Error())
 
-				pending, err := other.Read(ctx, stored.Position, 10)
+				pending, err := other.Read(ctx, store.ReadParams{After: stored.Position, Limit: 10})
 				require.NoError(t, err)
 				require.Empty(t, pending, "events of an open transaction are invisible")
 
@@ -93,7 +93,7 @@ func TestAppendInApplicationTransactions(t *testing.T) {
 				}
 				var orders int
 				require.NoError(t, other.Pool().QueryRow(ctx, "SELECT count(*) FROM "+schema+".orders").Scan(&orders))
-				all, err := other.Read(ctx, stored.Position, 10)
+				all, err := other.Read(ctx, store.ReadParams{After: stored.Position, Limit: 10})
 				require.NoError(t, err)
 				for _, e := range events {
 					_, err := other.EventByID(ctx, e.ID)

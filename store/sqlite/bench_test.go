@@ -88,7 +88,7 @@ func BenchmarkRead(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
-		events, err := s.Read(ctx, after, page)
+		events, err := s.Read(ctx, store.ReadParams{After: after, Limit: page})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -25,7 +25,7 @@ func tail(ctx context.Context, s store.Store, done <-chan struct{}) ([]string, e
 	var after int64
 	writersDone := false
 	for {
-		page, err := s.Read(ctx, after, 50)
+		page, err := s.Read(ctx, store.ReadParams{After: after, Limit: 50})
 		if err != nil {
 			return nil, err
 		}

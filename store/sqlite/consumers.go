@@ -43,13 +43,8 @@ func requireConsumer(ctx context.Context, tx *sql.Tx, name string) (int, error) 
 // wrapping [store.ErrConflict] if the consumer exists with another number
 // of partitions.
 func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (store.ConsumerInfo, error) {
-	switch {
-	case spec.Name == "":
-		return store.ConsumerInfo{}, errors.New("monster: sqlite register consumer: empty name")
-	case spec.Partitions < 1:
-		return store.ConsumerInfo{}, fmt.Errorf("monster: sqlite register consumer %q: %d partitions, want at least 1", spec.Name, spec.Partitions)
-	case spec.Start < 0:
-		return store.ConsumerInfo{}, fmt.Errorf("monster: sqlite register consumer %q: negative start position %d", spec.Name, spec.Start)
+	if err := store.ValidateConsumerSpec("sqlite register consumer", spec); err != nil {
+		return store.ConsumerInfo{}, err
 	}
 	types, err := json.Marshal(spec.Types)
 	if err != nil {
@@ -77,7 +72,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 		case err != nil:
 			return err
 		case partitions != spec.Partitions:
-			return errorf(store.ErrConflict, "monster: consumer %q is registered with %d partitions, not %d", spec.Name, partitions, spec.Partitions)
+			return store.ConflictingPartitions(spec.Name, partitions, spec.Partitions)
 		default:
 			if _, err := tx.ExecContext(ctx, `UPDATE consumers SET types = ? WHERE name = ?`, types, spec.Name); err != nil {
 				return err
@@ -225,7 +220,8 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 
 // Heartbeat records that member is alive until expires, forgets the members
 // whose heartbeat expired before now, and returns the live members, sorted.
-func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error) {
+func (s *Store) Heartbeat(ctx context.Context, arg store.HeartbeatParams) ([]string, error) {
+	consumer, member, expires, now := arg.Consumer, arg.Member, arg.Expires, arg.Now
 	if member == "" {
 		return nil, fmt.Errorf("monster: sqlite heartbeat: consumer %q: empty member name", consumer)
 	}
@@ -257,7 +253,8 @@ func (s *Store) Heartbeat(ctx context.Context, consumer, member string, expires,
 }
 
 // Leave forgets member and releases every partition it holds.
-func (s *Store) Leave(ctx context.Context, consumer, member string) error {
+func (s *Store) Leave(ctx context.Context, arg store.LeaveParams) error {
+	consumer, member := arg.Consumer, arg.Member
 	return s.writeTx(ctx, "leave", func(tx *sql.Tx) error {
 		if _, err := requireConsumer(ctx, tx, consumer); err != nil {
 			return err
@@ -275,7 +272,8 @@ func (s *Store) Leave(ctx context.Context, consumer, member string) error {
 // free, expired as of now, or its own, and returns every partition member
 // holds afterwards, sorted. A partition the consumer does not have is an
 // error wrapping [store.ErrNotFound].
-func (s *Store) Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
+func (s *Store) Claim(ctx context.Context, arg store.ClaimParams) ([]store.PartitionInfo, error) {
+	consumer, member, partitions, expires, now := arg.Consumer, arg.Member, arg.Partitions, arg.Expires, arg.Now
 	if member == "" {
 		return nil, fmt.Errorf("monster: sqlite claim: consumer %q: empty member name", consumer)
 	}
@@ -332,7 +330,8 @@ func checkPartitions(consumer string, n int, partitions []int) error {
 }
 
 // Release frees the listed partitions that member holds.
-func (s *Store) Release(ctx context.Context, consumer, member string, partitions []int) error {
+func (s *Store) Release(ctx context.Context, arg store.ReleaseParams) error {
+	consumer, member, partitions := arg.Consumer, arg.Member, arg.Partitions
 	return s.writeTx(ctx, "release", func(tx *sql.Tx) error {
 		if _, err := requireConsumer(ctx, tx, consumer); err != nil {
 			return err
@@ -350,7 +349,8 @@ func (s *Store) Release(ctx context.Context, consumer, member string, partitions
 // SaveCheckpoints writes the checkpoints in one commit if member holds every
 // listed partition; otherwise it writes nothing and returns an error
 // wrapping [store.ErrLeaseLost]. A checkpoint never moves backwards here.
-func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []store.Checkpoint) error {
+func (s *Store) SaveCheckpoints(ctx context.Context, arg store.SaveCheckpointsParams) error {
+	consumer, member, checkpoints := arg.Consumer, arg.Member, arg.Checkpoints
 	return s.writeTx(ctx, "save checkpoints", func(tx *sql.Tx) error {
 		n, err := requireConsumer(ctx, tx, consumer)
 		if err != nil {
@@ -388,7 +388,8 @@ func (s *Store) SaveCheckpoints(ctx context.Context, consumer, member string, ch
 
 // ResetConsumer sets every partition's checkpoint to position and releases
 // every lease.
-func (s *Store) ResetConsumer(ctx context.Context, consumer string, position int64) error {
+func (s *Store) ResetConsumer(ctx context.Context, arg store.ResetConsumerParams) error {
+	consumer, position := arg.Consumer, arg.Position
 	if position < 0 {
 		return fmt.Errorf("monster: sqlite reset consumer %q: negative position %d", consumer, position)
 	}
@@ -427,7 +428,8 @@ func (s *Store) AddDeadLetter(ctx context.Context, dl store.DeadLetter) error {
 // DeadLetters lists the consumer's dead letters selected by q, in position
 // order; an error wrapping [store.ErrNotFound] if the consumer does not
 // exist.
-func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+	consumer := q.Consumer
 	limit := int64(-1) // SQLite: no limit
 	if q.Limit > 0 {
 		limit = int64(q.Limit)
@@ -460,7 +462,8 @@ func (s *Store) DeadLetters(ctx context.Context, consumer string, q store.DeadLe
 // (all of them when ids is nil) for retry and returns how many it marked.
 // If an ID has no dead letter, it marks none and returns an error wrapping
 // [store.ErrNotFound].
-func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) RequestRetry(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.changeDeadLetters(ctx, "request retry", consumer, ids,
 		`UPDATE dead_letters SET retry_requested = 1 WHERE consumer = ?`)
 }
@@ -469,7 +472,8 @@ func (s *Store) RequestRetry(ctx context.Context, consumer string, ids []string)
 // IDs (all of them when ids is nil) and returns how many it removed. If an
 // ID has no dead letter, it removes none and returns an error wrapping
 // [store.ErrNotFound].
-func (s *Store) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+func (s *Store) DeleteDeadLetters(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
+	consumer, ids := sel.Consumer, sel.IDs
 	return s.changeDeadLetters(ctx, "delete dead letters", consumer, ids,
 		`DELETE FROM dead_letters WHERE consumer = ?`)
 }

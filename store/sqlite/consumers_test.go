@@ -34,7 +34,7 @@ func TestRegisterConsumer(t *testing.T) {
 
 	_, err = s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "mailer", Partitions: 4})
 	require.ErrorIs(t, err, store.ErrConflict)
-	require.EqualError(t, err, `monster: consumer "mailer" is registered with 3 partitions, not 4`)
+	require.EqualError(t, err, `monster: consumer "mailer" is registered with 3 partitions, not 4; the count is fixed when the consumer is first registered (delete the consumer to change it)`)
 
 	_, err = s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "audit", Partitions: 1})
 	require.NoError(t, err)
@@ -67,16 +67,16 @@ func TestMissingConsumer(t *testing.T) {
 	_, errs["Consumer"] = s.Consumer(ctx, "ghost")
 	_, errs["Consumer empty name"] = s.Consumer(ctx, "")
 	errs["DeleteConsumer"] = s.DeleteConsumer(ctx, "ghost")
-	_, errs["Heartbeat"] = s.Heartbeat(ctx, "ghost", "m", t0, t0)
-	errs["Leave"] = s.Leave(ctx, "ghost", "m")
-	_, errs["Claim"] = s.Claim(ctx, "ghost", "m", []int{0}, t0, t0)
-	errs["Release"] = s.Release(ctx, "ghost", "m", []int{0})
-	errs["SaveCheckpoints"] = s.SaveCheckpoints(ctx, "ghost", "m", nil)
-	errs["ResetConsumer"] = s.ResetConsumer(ctx, "ghost", 0)
+	_, errs["Heartbeat"] = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "ghost", Member: "m", Expires: t0, Now: t0})
+	errs["Leave"] = s.Leave(ctx, store.LeaveParams{Consumer: "ghost", Member: "m"})
+	_, errs["Claim"] = s.Claim(ctx, store.ClaimParams{Consumer: "ghost", Member: "m", Partitions: []int{0}, Expires: t0, Now: t0})
+	errs["Release"] = s.Release(ctx, store.ReleaseParams{Consumer: "ghost", Member: "m", Partitions: []int{0}})
+	errs["SaveCheckpoints"] = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "ghost", Member: "m", Checkpoints: nil})
+	errs["ResetConsumer"] = s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "ghost", Position: 0})
 	errs["AddDeadLetter"] = s.AddDeadLetter(ctx, store.DeadLetter{Consumer: "ghost", EventID: "e"})
-	_, errs["DeadLetters"] = s.DeadLetters(ctx, "ghost", store.DeadLetterQuery{})
-	_, errs["RequestRetry"] = s.RequestRetry(ctx, "ghost", nil)
-	_, errs["DeleteDeadLetters"] = s.DeleteDeadLetters(ctx, "ghost", nil)
+	_, errs["DeadLetters"] = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "ghost"})
+	_, errs["RequestRetry"] = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "ghost", IDs: nil})
+	_, errs["DeleteDeadLetters"] = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "ghost", IDs: nil})
 	for method, err := range errs {
 		require.ErrorIs(t, err, store.ErrNotFound, method)
 		require.ErrorContains(t, err, `monster: consumer "`, method)
@@ -89,9 +89,9 @@ func TestDeleteConsumer(t *testing.T) {
 	s, _ := openStore(t)
 	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "c", Partitions: 2})
 	require.NoError(t, err)
-	_, err = s.Heartbeat(ctx, "c", "m1", t0.Add(time.Minute), t0)
+	_, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m1", Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
-	_, err = s.Claim(ctx, "c", "m1", []int{0, 1}, t0.Add(time.Minute), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m1", Partitions: []int{0, 1}, Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
 	require.NoError(t, s.AddDeadLetter(ctx, store.DeadLetter{Consumer: "c", EventID: "e1", Position: 1}))
 
@@ -104,7 +104,7 @@ func TestDeleteConsumer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{{Partition: 0}}, info.Partitions)
 	require.Zero(t, info.DeadLetters)
-	members, err := s.Heartbeat(ctx, "c", "m2", t0.Add(time.Minute), t0)
+	members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m2", Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, []string{"m2"}, members)
 }
@@ -116,28 +116,28 @@ func TestHeartbeatAndLeave(t *testing.T) {
 	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "c", Partitions: 2})
 	require.NoError(t, err)
 
-	members, err := s.Heartbeat(ctx, "c", "b", t0.Add(10*time.Second), t0)
+	members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "b", Expires: t0.Add(10 * time.Second), Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, []string{"b"}, members)
-	members, err = s.Heartbeat(ctx, "c", "a", t0.Add(10*time.Second), t0)
+	members, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "a", Expires: t0.Add(10 * time.Second), Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b"}, members)
 
 	// b stops beating; when a beats after b's expiry, b is forgotten.
-	members, err = s.Heartbeat(ctx, "c", "a", t0.Add(30*time.Second), t0.Add(20*time.Second))
+	members, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "a", Expires: t0.Add(30 * time.Second), Now: t0.Add(20 * time.Second)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, members)
 
-	_, err = s.Claim(ctx, "c", "a", []int{0, 1}, t0.Add(time.Minute), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0, 1}, Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
-	require.NoError(t, s.Leave(ctx, "c", "a"))
+	require.NoError(t, s.Leave(ctx, store.LeaveParams{Consumer: "c", Member: "a"}))
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	for _, p := range info.Partitions {
 		require.Empty(t, p.Owner)
 		require.True(t, p.LeaseExpires.IsZero())
 	}
-	members, err = s.Heartbeat(ctx, "c", "z", t0.Add(time.Minute), t0)
+	members, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "z", Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, []string{"z"}, members)
 }
@@ -150,7 +150,7 @@ func TestLeases(t *testing.T) {
 	require.NoError(t, err)
 	lease := 10 * time.Second
 
-	held, err := s.Claim(ctx, "c", "a", []int{0, 1}, t0.Add(lease), t0)
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0, 1}, Expires: t0.Add(lease), Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
 		{Partition: 0, Checkpoint: 5, Owner: "a", LeaseExpires: t0.Add(lease), Epoch: 1},
@@ -158,13 +158,13 @@ func TestLeases(t *testing.T) {
 	}, held, "a first claim takes each partition to epoch 1")
 
 	// b cannot take a's live leases, only the free partition.
-	held, err = s.Claim(ctx, "c", "b", []int{1, 2}, t0.Add(lease), t0.Add(time.Second))
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "b", Partitions: []int{1, 2}, Expires: t0.Add(lease), Now: t0.Add(time.Second)})
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{{Partition: 2, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(lease), Epoch: 1}}, held)
 
 	// a renews partition 0 only; the result lists every partition a holds.
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 9, InFlight: 3}}))
-	held, err = s.Claim(ctx, "c", "a", []int{0}, t0.Add(2*lease), t0.Add(5*time.Second))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 9, InFlight: 3}}}))
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0}, Expires: t0.Add(2 * lease), Now: t0.Add(5 * time.Second)})
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
 		{Partition: 0, Checkpoint: 9, Owner: "a", LeaseExpires: t0.Add(2 * lease), InFlight: 3, Epoch: 1},
@@ -172,7 +172,7 @@ func TestLeases(t *testing.T) {
 	}, held, "renewing keeps the epoch")
 
 	// At a's expiry of partition 1, b steals it; partition 0 was renewed.
-	held, err = s.Claim(ctx, "c", "b", []int{0, 1}, t0.Add(lease+lease), t0.Add(lease))
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "b", Partitions: []int{0, 1}, Expires: t0.Add(lease + lease), Now: t0.Add(lease)})
 	require.NoError(t, err)
 	require.Equal(t, []store.PartitionInfo{
 		{Partition: 1, Checkpoint: 5, Owner: "b", LeaseExpires: t0.Add(2 * lease), Epoch: 2},
@@ -181,10 +181,10 @@ func TestLeases(t *testing.T) {
 
 	// a has lost partition 1: a checkpoint for it and for the partition a
 	// still holds writes nothing.
-	err = s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{
 		{Partition: 0, Position: 20, FailuresDelta: 1},
 		{Partition: 1, Position: 20},
-	})
+	}})
 	require.ErrorIs(t, err, store.ErrLeaseLost)
 	require.EqualError(t, err, `monster: consumer "c" partition 1 is held by "b", not member "a": partition lease lost`)
 	info, err := s.Consumer(ctx, "c")
@@ -194,19 +194,19 @@ func TestLeases(t *testing.T) {
 	require.Equal(t, int64(5), info.Partitions[1].Checkpoint)
 
 	// Release frees what the member holds, and nothing else.
-	require.NoError(t, s.Release(ctx, "c", "a", []int{0, 1}))
+	require.NoError(t, s.Release(ctx, store.ReleaseParams{Consumer: "c", Member: "a", Partitions: []int{0, 1}}))
 	info, err = s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	require.Equal(t, "", info.Partitions[0].Owner)
 	require.Equal(t, "b", info.Partitions[1].Owner)
-	err = s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 30}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 30}}})
 	require.ErrorIs(t, err, store.ErrLeaseLost)
 	require.ErrorContains(t, err, "held by nobody")
 
 	// A partition the consumer does not have.
-	_, err = s.Claim(ctx, "c", "a", []int{4}, t0.Add(lease), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{4}, Expires: t0.Add(lease), Now: t0})
 	require.ErrorIs(t, err, store.ErrNotFound)
-	err = s.SaveCheckpoints(ctx, "c", "b", []store.Checkpoint{{Partition: -1}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "b", Checkpoints: []store.Checkpoint{{Partition: -1}}})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -216,22 +216,22 @@ func TestSaveCheckpoints(t *testing.T) {
 	s, _ := openStore(t)
 	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "c", Partitions: 2})
 	require.NoError(t, err)
-	_, err = s.Claim(ctx, "c", "m", []int{0, 1}, t0.Add(time.Minute), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m", Partitions: []int{0, 1}, Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
 
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{
 		{Partition: 0, Position: 10, FailuresDelta: 2, InFlight: 4},
 		{Partition: 1, Position: 3},
-	}))
+	}}))
 	// Never backwards; failures add up; in-flight is replaced.
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{
 		{Partition: 0, Position: 8, FailuresDelta: 1, InFlight: 0},
-	}))
+	}}))
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	require.Equal(t, store.PartitionInfo{Partition: 0, Checkpoint: 10, Owner: "m", LeaseExpires: t0.Add(time.Minute), Failures: 3, Epoch: 1}, info.Partitions[0])
 	require.Equal(t, int64(3), info.Partitions[1].Checkpoint)
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", nil))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: nil}))
 }
 
 func TestResetConsumer(t *testing.T) {
@@ -240,11 +240,11 @@ func TestResetConsumer(t *testing.T) {
 	s, _ := openStore(t)
 	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "c", Partitions: 3})
 	require.NoError(t, err)
-	_, err = s.Claim(ctx, "c", "m", []int{0, 1}, t0.Add(time.Minute), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m", Partitions: []int{0, 1}, Expires: t0.Add(time.Minute), Now: t0})
 	require.NoError(t, err)
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{{Partition: 0, Position: 50, InFlight: 2}, {Partition: 1, Position: 60}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 50, InFlight: 2}, {Partition: 1, Position: 60}}}))
 
-	require.NoError(t, s.ResetConsumer(ctx, "c", 7))
+	require.NoError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 7}))
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	for _, p := range info.Partitions {
@@ -253,9 +253,9 @@ func TestResetConsumer(t *testing.T) {
 	}
 	require.Equal(t, []int64{1, 1, 0}, []int64{info.Partitions[0].Epoch, info.Partitions[1].Epoch, info.Partitions[2].Epoch})
 	// The member lost its leases: it must claim again before it saves.
-	err = s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{{Partition: 0, Position: 51}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 51}}})
 	require.ErrorIs(t, err, store.ErrLeaseLost)
-	require.ErrorContains(t, s.ResetConsumer(ctx, "c", -1), "negative position")
+	require.ErrorContains(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: -1}), "negative position")
 }
 
 func TestDeadLetters(t *testing.T) {
@@ -278,10 +278,10 @@ func TestDeadLetters(t *testing.T) {
 	}
 	require.NoError(t, s.AddDeadLetter(ctx, store.DeadLetter{Consumer: "other", EventID: "e10", Position: 10}))
 
-	list, err := s.DeadLetters(ctx, "c", store.DeadLetterQuery{})
+	list, err := s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c"})
 	require.NoError(t, err)
 	require.Equal(t, []store.DeadLetter{dl("e10", 10), dl("e20", 20), dl("e30", 30)}, list)
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{AfterPosition: 10, Limit: 1})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c", AfterPosition: 10, Limit: 1})
 	require.NoError(t, err)
 	require.Equal(t, []store.DeadLetter{dl("e20", 20)}, list)
 	info, err := s.Consumer(ctx, "c")
@@ -289,17 +289,17 @@ func TestDeadLetters(t *testing.T) {
 	require.Equal(t, int64(3), info.DeadLetters)
 
 	// Retry: an unknown ID marks none.
-	_, err = s.RequestRetry(ctx, "c", []string{"e10", "nope"})
+	_, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: []string{"e10", "nope"}})
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.EqualError(t, err, `monster: consumer "c" has no dead letter for event "nope"`)
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{RetryRequested: true})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c", RetryRequested: true})
 	require.NoError(t, err)
 	require.Empty(t, list)
 
-	n, err := s.RequestRetry(ctx, "c", []string{"e10", "e30", "e10"})
+	n, err := s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: []string{"e10", "e30", "e10"}})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{RetryRequested: true})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c", RetryRequested: true})
 	require.NoError(t, err)
 	require.Len(t, list, 2)
 	require.True(t, list[0].RetryRequested)
@@ -309,35 +309,35 @@ func TestDeadLetters(t *testing.T) {
 	again := dl("e10", 10)
 	again.Attempts, again.Error = 6, "still failing"
 	require.NoError(t, s.AddDeadLetter(ctx, again))
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{RetryRequested: true})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c", RetryRequested: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"e30"}, eventIDs(list))
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{Limit: 1})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c", Limit: 1})
 	require.NoError(t, err)
 	require.Equal(t, []store.DeadLetter{again}, list)
 
-	n, err = s.RequestRetry(ctx, "c", nil)
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
-	n, err = s.RequestRetry(ctx, "c", []string{})
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: []string{}})
 	require.NoError(t, err)
 	require.Zero(t, n)
 
 	// Delete: an unknown ID removes none.
-	_, err = s.DeleteDeadLetters(ctx, "c", []string{"e20", "nope"})
+	_, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c", IDs: []string{"e20", "nope"}})
 	require.ErrorIs(t, err, store.ErrNotFound)
-	n, err = s.DeleteDeadLetters(ctx, "c", []string{"e20"})
+	n, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c", IDs: []string{"e20"}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	n, err = s.DeleteDeadLetters(ctx, "c", nil)
+	n, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	list, err = s.DeadLetters(ctx, "c", store.DeadLetterQuery{})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c"})
 	require.NoError(t, err)
 	require.Empty(t, list)
 
 	// The other consumer's dead letter was never touched.
-	list, err = s.DeadLetters(ctx, "other", store.DeadLetterQuery{})
+	list, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "other"})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.False(t, list[0].RetryRequested)

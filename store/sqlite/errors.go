@@ -2,44 +2,21 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/gomonster/monster/store"
 )
 
-// monsterError is an error whose message is complete and starts with
-// "monster: ", wrapping a sentinel of package store (or nothing).
-type monsterError struct {
-	msg string
-	err error
+// errorf words an error of this package; see store.Errorf.
+func errorf(err error, format string, args ...any) error {
+	return store.Errorf(err, format, args...)
 }
 
-func (e *monsterError) Error() string { return e.msg }
-func (e *monsterError) Unwrap() error { return e.err }
+func errClosed(op string) error { return store.ClosedError("sqlite", op) }
 
-// errorf returns an error with the formatted message that wraps sentinel.
-func errorf(sentinel error, format string, args ...any) error {
-	return &monsterError{msg: fmt.Sprintf(format, args...), err: sentinel}
-}
-
-func errClosed(op string) error {
-	return errorf(nil, "monster: sqlite %s: store is closed", op)
-}
-
-// opError describes a failure of operation op. Errors this package already
-// worded pass through; others get the "monster: sqlite op: " prefix. When
-// ctx is done, the error also wraps ctx.Err(): the driver reports an
-// interrupted statement in its own words.
+// opError describes a failure of operation op; see store.OpError.
 func opError(ctx context.Context, op string, err error) error {
-	var me *monsterError
-	if errors.As(err, &me) {
-		return err
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("monster: sqlite %s: %w (%w)", op, ctxErr, err)
-	}
-	return fmt.Errorf("monster: sqlite %s: %w", op, err)
+	return store.OpError(ctx, "sqlite", op, err)
 }
 
 // commitError describes a failed COMMIT of an Append. The driver itself

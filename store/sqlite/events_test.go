@@ -13,10 +13,14 @@ import (
 	"github.com/gomonster/monster/store/sqlite"
 )
 
-func TestFeatures(t *testing.T) {
+// The SQLite store appends inside the application's transactions; the
+// runtime finds that out by type assertion.
+func TestOptionalCapabilities(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t)
-	require.Equal(t, store.Features{SharedAcrossProcesses: true, Persistent: true, SQLTx: true}, s.Features())
+	var st store.Store = s
+	_, isTx := st.(store.SQLTxAppender)
+	require.True(t, isTx, "the SQLite store must implement store.SQLTxAppender")
 }
 
 func TestAppendReadRoundTrip(t *testing.T) {
@@ -27,7 +31,7 @@ func TestAppendReadRoundTrip(t *testing.T) {
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Zero(t, head)
-	empty, err := s.Read(ctx, 0, 10)
+	empty, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	require.NoError(t, err)
 	require.NotNil(t, empty)
 	require.Empty(t, empty)
@@ -49,7 +53,7 @@ func TestAppendReadRoundTrip(t *testing.T) {
 		{Event: stored(bare, 2)},
 	}, results)
 
-	events, err := s.Read(ctx, 0, 10)
+	events, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, []store.Event{stored(full, 1), stored(bare, 2)}, events)
 	require.Nil(t, events[1].Meta)
@@ -69,7 +73,7 @@ func TestAppendReadRoundTrip(t *testing.T) {
 	more := appendAll(t, s, newEvents(20, "user.login"))
 	require.Equal(t, int64(3), more[0].Position)
 	require.Equal(t, int64(22), more[19].Position)
-	page, err := s.Read(ctx, 5, 3)
+	page, err := s.Read(ctx, store.ReadParams{After: 5, Limit: 3})
 	require.NoError(t, err)
 	require.Equal(t, more[3:6], page)
 	all := readAll(t, s)
@@ -77,13 +81,13 @@ func TestAppendReadRoundTrip(t *testing.T) {
 	for i, e := range all {
 		require.Equal(t, int64(i+1), e.Position)
 	}
-	none, err := s.Read(ctx, 22, 10)
+	none, err := s.Read(ctx, store.ReadParams{After: 22, Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, none)
-	zero, err := s.Read(ctx, 0, 0)
+	zero, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 0})
 	require.NoError(t, err)
 	require.Empty(t, zero)
-	_, err = s.Read(ctx, 0, -1)
+	_, err = s.Read(ctx, store.ReadParams{After: 0, Limit: -1})
 	require.ErrorContains(t, err, "monster: ")
 }
 
@@ -367,7 +371,7 @@ func TestClosedStore(t *testing.T) {
 		"Close": s.Close(),
 	}
 	_, checks["Append"] = s.Append(ctx, newEvents(1, "x"))
-	_, checks["Read"] = s.Read(ctx, 0, 10)
+	_, checks["Read"] = s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	_, checks["EventByID"] = s.EventByID(ctx, "x")
 	_, checks["Head"] = s.Head(ctx)
 	_, checks["PositionBefore"] = s.PositionBefore(ctx, time.Now())
@@ -376,16 +380,16 @@ func TestClosedStore(t *testing.T) {
 	_, checks["Consumer"] = s.Consumer(ctx, "c")
 	_, checks["Consumers"] = s.Consumers(ctx)
 	checks["DeleteConsumer"] = s.DeleteConsumer(ctx, "c")
-	_, checks["Heartbeat"] = s.Heartbeat(ctx, "c", "m", time.Now(), time.Now())
-	checks["Leave"] = s.Leave(ctx, "c", "m")
-	_, checks["Claim"] = s.Claim(ctx, "c", "m", []int{0}, time.Now(), time.Now())
-	checks["Release"] = s.Release(ctx, "c", "m", []int{0})
-	checks["SaveCheckpoints"] = s.SaveCheckpoints(ctx, "c", "m", nil)
-	checks["ResetConsumer"] = s.ResetConsumer(ctx, "c", 0)
+	_, checks["Heartbeat"] = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m", Expires: time.Now(), Now: time.Now()})
+	checks["Leave"] = s.Leave(ctx, store.LeaveParams{Consumer: "c", Member: "m"})
+	_, checks["Claim"] = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m", Partitions: []int{0}, Expires: time.Now(), Now: time.Now()})
+	checks["Release"] = s.Release(ctx, store.ReleaseParams{Consumer: "c", Member: "m", Partitions: []int{0}})
+	checks["SaveCheckpoints"] = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: nil})
+	checks["ResetConsumer"] = s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 0})
 	checks["AddDeadLetter"] = s.AddDeadLetter(ctx, store.DeadLetter{Consumer: "c", EventID: "e"})
-	_, checks["DeadLetters"] = s.DeadLetters(ctx, "c", store.DeadLetterQuery{})
-	_, checks["RequestRetry"] = s.RequestRetry(ctx, "c", nil)
-	_, checks["DeleteDeadLetters"] = s.DeleteDeadLetters(ctx, "c", nil)
+	_, checks["DeadLetters"] = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c"})
+	_, checks["RequestRetry"] = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
+	_, checks["DeleteDeadLetters"] = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
 	_, checks["AppendTx"] = s.AppendTx(ctx, &sql.Tx{}, newEvents(1, "x"))
 	for method, err := range checks {
 		require.ErrorContains(t, err, "store is closed", method)
@@ -420,7 +424,7 @@ func TestCancelledWritesLeaveStoreUsable(t *testing.T) {
 	s, _ := openStore(t)
 	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "c", Partitions: 1})
 	require.NoError(t, err)
-	_, err = s.Claim(ctx, "c", "m", []int{0}, t0.Add(time.Hour), t0)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m", Partitions: []int{0}, Expires: t0.Add(time.Hour), Now: t0})
 	require.NoError(t, err)
 	for i := range 300 {
 		callCtx, cancel := context.WithCancel(ctx)
@@ -435,9 +439,9 @@ func TestCancelledWritesLeaveStoreUsable(t *testing.T) {
 				require.ErrorIs(t, lookErr, store.ErrNotFound, "Append %d failed (%v) but stored its event", i, err)
 			}
 		} else {
-			_ = s.SaveCheckpoints(callCtx, "c", "m", []store.Checkpoint{{Partition: 0, Position: int64(i)}})
+			_ = s.SaveCheckpoints(callCtx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: 0, Position: int64(i)}}})
 		}
-		_, err := s.Heartbeat(ctx, "c", "m", t0.Add(time.Hour), t0)
+		_, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m", Expires: t0.Add(time.Hour), Now: t0})
 		require.NoError(t, err, "a write after call %d", i)
 	}
 }

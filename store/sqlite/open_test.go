@@ -28,12 +28,12 @@ func TestReopenKeepsEverything(t *testing.T) {
 	_, err = s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "mailer", Types: []string{"kept"}, Partitions: 2})
 	require.NoError(t, err)
 	now := time.Now()
-	_, err = s.Claim(ctx, "mailer", "m1", []int{0, 1}, now.Add(time.Minute), now)
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "mailer", Member: "m1", Partitions: []int{0, 1}, Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
-	require.NoError(t, s.SaveCheckpoints(ctx, "mailer", "m1", []store.Checkpoint{
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "mailer", Member: "m1", Checkpoints: []store.Checkpoint{
 		{Partition: 0, Position: 30, FailuresDelta: 2},
 		{Partition: 1, Position: 41},
-	}))
+	}}))
 	require.NoError(t, s.AddDeadLetter(ctx, store.DeadLetter{
 		Consumer: "mailer", EventID: events[9].ID, Type: "kept", Position: 10, Attempts: 3, Error: "boom",
 		FailedAt: time.Unix(1_700_000_000, 5).UTC(),

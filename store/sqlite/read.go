@@ -27,7 +27,8 @@ const typeIDSeparator = 31
 // Read is the consumers' hot path, so it talks to the driver connection
 // directly: database/sql's Rows.Scan would lock and convert every column and
 // copy every payload once more.
-func (s *Store) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (s *Store) Read(ctx context.Context, arg store.ReadParams) ([]store.Event, error) {
+	after, limit := arg.After, arg.Limit
 	const op = "read"
 	if s.closed.Load() {
 		return nil, errClosed(op)

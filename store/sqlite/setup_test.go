@@ -70,7 +70,7 @@ func readAll(t *testing.T, s store.Store) []store.Event {
 	var all []store.Event
 	var after int64
 	for {
-		page, err := s.Read(context.Background(), after, 7)
+		page, err := s.Read(context.Background(), store.ReadParams{After: after, Limit: 7})
 		require.NoError(t, err)
 		if len(page) == 0 {
 			return all

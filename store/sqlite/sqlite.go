@@ -341,11 +341,6 @@ func sqliteCode(err error) int {
 	return 0
 }
 
-// Features reports what the SQLite store can do: everything.
-func (s *Store) Features() store.Features {
-	return store.Features{SharedAcrossProcesses: true, Persistent: true, SQLTx: true}
-}
-
 // DB returns the store's database, for the application to begin
 // transactions on and pass to AppendTx. Transactions begun on it are
 // IMMEDIATE: they hold the file's write lock from BEGIN to COMMIT, so keep

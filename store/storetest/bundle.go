@@ -33,15 +33,15 @@ const (
 	checkpointInterval = 10 * time.Millisecond
 )
 
-// bundle is what one test works with: the harness, the store's features and
+// bundle is what one test works with: the harness, what the store can do and
 // helpers that tie every store and Monster to the test's lifetime.
 type bundle struct {
-	t        *testing.T
-	h        Harness
-	features store.Features
-	ctx      context.Context
-	members  atomic.Int64
-	logs     *tailBuffer // the Monsters' operational messages
+	t       *testing.T
+	h       Harness
+	sqlTx   bool // the store implements store.SQLTxAppender
+	ctx     context.Context
+	members atomic.Int64
+	logs    *tailBuffer // the Monsters' operational messages
 }
 
 // ttl scales a lease TTL by the harness's TimeScale.
@@ -49,8 +49,8 @@ func (b *bundle) ttl(d time.Duration) time.Duration {
 	return d * time.Duration(max(1, b.h.TimeScale))
 }
 
-func newBundle(t *testing.T, h Harness, features store.Features) *bundle {
-	b := &bundle{t: t, h: h, features: features, ctx: t.Context(), logs: &tailBuffer{}}
+func newBundle(t *testing.T, h Harness, sqlTx bool) *bundle {
+	b := &bundle{t: t, h: h, sqlTx: sqlTx, ctx: t.Context(), logs: &tailBuffer{}}
 	// Registered first, so it runs last, after every Monster has stopped.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -123,8 +123,8 @@ func (b *bundle) reopen(s store.Store) store.Store {
 
 func (b *bundle) needPersistent() {
 	b.t.Helper()
-	if !b.features.Persistent {
-		b.t.Skip("the store is not persistent (Features().Persistent is false)")
+	if b.h.Limits.NotPersistent {
+		b.t.Skip("the store is not persistent (Harness.Limits.NotPersistent)")
 	}
 }
 
@@ -266,7 +266,7 @@ func readAll(t testing.TB, ctx context.Context, s store.Store) []store.Event {
 	var all []store.Event
 	var after int64
 	for {
-		page, err := s.Read(ctx, after, 1000)
+		page, err := s.Read(ctx, store.ReadParams{After: after, Limit: 1000})
 		require.NoError(t, err)
 		if len(page) == 0 {
 			return all

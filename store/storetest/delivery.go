@@ -341,7 +341,7 @@ func testConsumerTailsConcurrentWriters(t *testing.T, b *bundle) {
 	go func() {
 		var after int64
 		for {
-			events, err := tailer.Read(ctx, after, 13)
+			events, err := tailer.Read(ctx, store.ReadParams{After: after, Limit: 13})
 			if err != nil {
 				tailDone <- err
 				return
@@ -395,7 +395,7 @@ func testConsumerTailsConcurrentWriters(t *testing.T, b *bundle) {
 	for range 2 {
 		wg.Go(func() { writer(other, "load.remote") })
 	}
-	if b.features.SQLTx {
+	if b.sqlTx {
 		txHandle := b.share(s)
 		txs, ok := txHandle.(store.SQLTxAppender)
 		if !ok {

@@ -64,13 +64,16 @@
 // checkpoint that never reaches the store, a full disk, a reply lost after
 // a commit, a read that is slow at the worst moment.
 //
-// # Features
+// # Limits and capabilities
 //
-// A store declares what it cannot do in its [store.Features]; the tests of
-// those capabilities skip and say why. Reopen must be set when Persistent
-// is, Share when SharedAcrossProcesses is, and a store with SQLTx must
-// implement [store.SQLTxAppender]: Run fails at once otherwise. Stores
-// that implement [store.Notifier] have it tested as well.
+// A store's harness declares what the store cannot do in [Harness.Limits]
+// (keep data across Close, be opened by another process); the tests that
+// need it skip and say why. Reopen must be set unless the store is
+// declared not persistent, and Share unless it is declared not shared:
+// Run fails at once otherwise, so a forgotten Reopen cannot pass as a
+// store that keeps nothing. The optional interfaces of package store are
+// found by type assertion: a store that implements [store.SQLTxAppender]
+// or [store.Notifier] has it tested as well.
 //
 // A store that fails a test has broken a promise Monster's users rely on.
 // Some tests fail because of the runtime rather than the store; their

@@ -36,24 +36,10 @@ type hookStore struct {
 	keepOpen bool
 }
 
-// wrap returns h as a store.Store that also implements store.Notifier when
-// the inner store does, so that the runtime behaves as it would with the
-// bare store.
-func (h *hookStore) wrap() store.Store {
-	if n, ok := h.inner.(store.Notifier); ok {
-		return &notifyingHookStore{hookStore: h, notifier: n}
-	}
-	return h
-}
-
-type notifyingHookStore struct {
-	*hookStore
-	notifier store.Notifier
-}
-
-func (s *notifyingHookStore) Notifications(ctx context.Context) <-chan struct{} {
-	return s.notifier.Notifications(ctx)
-}
+// wrap returns h as a store.Store with the optional capabilities of the
+// inner store (store.Notifier, store.SQLTxAppender), so that the runtime
+// behaves as it would with the bare store.
+func (h *hookStore) wrap() store.Store { return store.Wrap(h, h.inner) }
 
 // crashable returns a before hook that fails every call once crashed is
 // set, like a process that died: it neither writes nor reads, renews no
@@ -94,8 +80,6 @@ func (h *hookStore) hook(ctx context.Context, method string) error {
 	return h.before(ctx, method)
 }
 
-func (h *hookStore) Features() store.Features { return h.inner.Features() }
-
 func (h *hookStore) Append(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 	if err := h.hook(ctx, "Append"); err != nil {
 		return nil, err
@@ -109,11 +93,11 @@ func (h *hookStore) Append(ctx context.Context, events []store.NewEvent) ([]stor
 	return res, err
 }
 
-func (h *hookStore) Read(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (h *hookStore) Read(ctx context.Context, p store.ReadParams) ([]store.Event, error) {
 	if err := h.hook(ctx, "Read"); err != nil {
 		return nil, err
 	}
-	events, err := h.inner.Read(ctx, after, limit)
+	events, err := h.inner.Read(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -184,50 +168,50 @@ func (h *hookStore) DeleteConsumer(ctx context.Context, name string) error {
 	return h.inner.DeleteConsumer(ctx, name)
 }
 
-func (h *hookStore) Heartbeat(ctx context.Context, consumer, member string, expires, now time.Time) ([]string, error) {
+func (h *hookStore) Heartbeat(ctx context.Context, p store.HeartbeatParams) ([]string, error) {
 	if err := h.hook(ctx, "Heartbeat"); err != nil {
 		return nil, err
 	}
-	return h.inner.Heartbeat(ctx, consumer, member, expires, now)
+	return h.inner.Heartbeat(ctx, p)
 }
 
-func (h *hookStore) Leave(ctx context.Context, consumer, member string) error {
+func (h *hookStore) Leave(ctx context.Context, p store.LeaveParams) error {
 	if err := h.hook(ctx, "Leave"); err != nil {
 		return err
 	}
-	return h.inner.Leave(ctx, consumer, member)
+	return h.inner.Leave(ctx, p)
 }
 
-func (h *hookStore) Claim(ctx context.Context, consumer, member string, partitions []int, expires, now time.Time) ([]store.PartitionInfo, error) {
+func (h *hookStore) Claim(ctx context.Context, p store.ClaimParams) ([]store.PartitionInfo, error) {
 	if err := h.hook(ctx, "Claim"); err != nil {
 		return nil, err
 	}
-	held, err := h.inner.Claim(ctx, consumer, member, partitions, expires, now)
+	held, err := h.inner.Claim(ctx, p)
 	if err == nil && h.afterClaim != nil {
-		h.afterClaim(member, held)
+		h.afterClaim(p.Member, held)
 	}
 	return held, err
 }
 
-func (h *hookStore) Release(ctx context.Context, consumer, member string, partitions []int) error {
+func (h *hookStore) Release(ctx context.Context, p store.ReleaseParams) error {
 	if err := h.hook(ctx, "Release"); err != nil {
 		return err
 	}
-	return h.inner.Release(ctx, consumer, member, partitions)
+	return h.inner.Release(ctx, p)
 }
 
-func (h *hookStore) SaveCheckpoints(ctx context.Context, consumer, member string, checkpoints []store.Checkpoint) error {
+func (h *hookStore) SaveCheckpoints(ctx context.Context, p store.SaveCheckpointsParams) error {
 	if err := h.hook(ctx, "SaveCheckpoints"); err != nil {
 		return err
 	}
-	return h.inner.SaveCheckpoints(ctx, consumer, member, checkpoints)
+	return h.inner.SaveCheckpoints(ctx, p)
 }
 
-func (h *hookStore) ResetConsumer(ctx context.Context, consumer string, position int64) error {
+func (h *hookStore) ResetConsumer(ctx context.Context, p store.ResetConsumerParams) error {
 	if err := h.hook(ctx, "ResetConsumer"); err != nil {
 		return err
 	}
-	return h.inner.ResetConsumer(ctx, consumer, position)
+	return h.inner.ResetConsumer(ctx, p)
 }
 
 func (h *hookStore) AddDeadLetter(ctx context.Context, dl store.DeadLetter) error {
@@ -237,25 +221,25 @@ func (h *hookStore) AddDeadLetter(ctx context.Context, dl store.DeadLetter) erro
 	return h.inner.AddDeadLetter(ctx, dl)
 }
 
-func (h *hookStore) DeadLetters(ctx context.Context, consumer string, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
+func (h *hookStore) DeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, error) {
 	if err := h.hook(ctx, "DeadLetters"); err != nil {
 		return nil, err
 	}
-	return h.inner.DeadLetters(ctx, consumer, q)
+	return h.inner.DeadLetters(ctx, q)
 }
 
-func (h *hookStore) RequestRetry(ctx context.Context, consumer string, ids []string) (int, error) {
+func (h *hookStore) RequestRetry(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
 	if err := h.hook(ctx, "RequestRetry"); err != nil {
 		return 0, err
 	}
-	return h.inner.RequestRetry(ctx, consumer, ids)
+	return h.inner.RequestRetry(ctx, sel)
 }
 
-func (h *hookStore) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+func (h *hookStore) DeleteDeadLetters(ctx context.Context, sel store.DeadLetterSelection) (int, error) {
 	if err := h.hook(ctx, "DeleteDeadLetters"); err != nil {
 		return 0, err
 	}
-	return h.inner.DeleteDeadLetters(ctx, consumer, ids)
+	return h.inner.DeleteDeadLetters(ctx, sel)
 }
 
 func (h *hookStore) Close() error {

@@ -252,7 +252,7 @@ func testDeadLetterRetriedByOperator(t *testing.T, b *bundle) {
 	again, err := m.Log(ctx, "order.placed", "poison")
 	require.NoError(t, err)
 	eventually(t, "a second dead letter", func() bool {
-		dls, err := s.DeadLetters(ctx, "flaky", store.DeadLetterQuery{})
+		dls, err := s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "flaky"})
 		return err == nil && len(dls) == 1 && dls[0].EventID == again.ID
 	})
 	n, err = m.DiscardDeadLetters(ctx, "flaky", again.ID)

@@ -160,7 +160,7 @@ func RunOutage(t *testing.T, o Outage) {
 		_, err := truth.EventByID(ctx, id)
 		require.NoError(t, err, "acknowledged event %s is stored", id)
 	}
-	all, err := truth.Read(ctx, 0, 1000)
+	all, err := truth.Read(ctx, store.ReadParams{After: 0, Limit: 1000})
 	require.NoError(t, err)
 	require.Len(t, all, len(acked), "only acknowledged events are stored: no Log that failed while down was stored")
 	for _, e := range all {

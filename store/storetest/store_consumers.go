@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func register(t testing.TB, ctx context.Context, s store.Store, name string, par
 // claim claims partitions and returns the numbers of those held after.
 func claim(t testing.TB, ctx context.Context, s store.Store, consumer, member string, partitions []int, expires, now time.Time) []int {
 	t.Helper()
-	held, err := s.Claim(ctx, consumer, member, partitions, expires, now)
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: consumer, Member: member, Partitions: partitions, Expires: expires, Now: now})
 	require.NoError(t, err)
 	out := []int{}
 	for i, p := range held {
@@ -77,7 +78,7 @@ func testRegisterConsumer(t *testing.T, b *bundle) {
 	// Progress made, then the consumer registers again (a restart).
 	now := time.Now()
 	claim(t, ctx, s, "mailer", "m1", []int{0}, now.Add(time.Minute), now)
-	require.NoError(t, s.SaveCheckpoints(ctx, "mailer", "m1", []store.Checkpoint{{Partition: 0, Position: 12}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "mailer", Member: "m1", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 12}}}))
 	again, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "mailer", Types: []string{"user.*"}, Partitions: 4, Start: 99})
 	require.NoError(t, err)
 	require.Equal(t, []string{"user.*"}, again.Types, "registering again updates Types")
@@ -90,6 +91,22 @@ func testRegisterConsumer(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.Len(t, got.Partitions, 4, "a conflicting registration changes nothing")
 	require.Equal(t, []string{"user.*"}, got.Types, "a conflicting registration changes nothing")
+
+	// Specs no store may accept (store.ValidateConsumerSpec): nothing is
+	// registered.
+	for _, bad := range []store.ConsumerSpec{
+		{Name: "", Partitions: 1},
+		{Name: "no-partitions", Partitions: 0},
+		{Name: "negative-start", Partitions: 2, Start: -1},
+	} {
+		_, err := s.RegisterConsumer(ctx, bad)
+		require.Error(t, err, "registering %+v", bad)
+		require.True(t, strings.HasPrefix(err.Error(), "monster: "), "error %q must start with \"monster: \"", err)
+		if bad.Name != "" {
+			_, err = s.Consumer(ctx, bad.Name)
+			requireMonsterError(t, err, store.ErrNotFound, "a refused registration stores nothing")
+		}
+	}
 
 	register(t, ctx, s, "b-consumer", 1, 0)
 	register(t, ctx, s, "a-consumer", 2, 0)
@@ -112,17 +129,17 @@ func testDeleteConsumer(t *testing.T, b *bundle) {
 	now := time.Now()
 	for _, name := range []string{"doomed", "kept"} {
 		register(t, ctx, s, name, 2, 0)
-		_, err := s.Heartbeat(ctx, name, "m1", now.Add(time.Minute), now)
+		_, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: name, Member: "m1", Expires: now.Add(time.Minute), Now: now})
 		require.NoError(t, err)
 		claim(t, ctx, s, name, "m1", []int{0, 1}, now.Add(time.Minute), now)
-		require.NoError(t, s.SaveCheckpoints(ctx, name, "m1", []store.Checkpoint{{Partition: 0, Position: 5, FailuresDelta: 2}}))
+		require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: name, Member: "m1", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 5, FailuresDelta: 2}}}))
 		require.NoError(t, s.AddDeadLetter(ctx, deadLetter(name, newID(), 3)))
 	}
 
 	require.NoError(t, s.DeleteConsumer(ctx, "doomed"))
 	_, err := s.Consumer(ctx, "doomed")
 	requireMonsterError(t, err, store.ErrNotFound, "Consumer after DeleteConsumer")
-	_, err = s.DeadLetters(ctx, "doomed", store.DeadLetterQuery{})
+	_, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "doomed"})
 	requireMonsterError(t, err, store.ErrNotFound, "DeadLetters after DeleteConsumer")
 	requireMonsterError(t, s.DeleteConsumer(ctx, "doomed"), store.ErrNotFound, "deleting twice")
 	all, err := s.Consumers(ctx)
@@ -140,7 +157,7 @@ func testDeleteConsumer(t *testing.T, b *bundle) {
 		require.Empty(t, p.Owner, "a re-created consumer has no leases")
 		require.Zero(t, p.Failures)
 	}
-	members, err := s.Heartbeat(ctx, "doomed", "m2", now.Add(time.Minute), now)
+	members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "doomed", Member: "m2", Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Equal(t, []string{"m2"}, members, "a re-created consumer has no members")
 }
@@ -155,7 +172,7 @@ func testHeartbeat(t *testing.T, b *bundle) {
 	at := func(d time.Duration) time.Time { return now.Add(d) }
 	beat := func(member string, expires, now time.Time) []string {
 		t.Helper()
-		members, err := s.Heartbeat(ctx, "c", member, expires, now)
+		members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: member, Expires: expires, Now: now})
 		require.NoError(t, err)
 		return members
 	}
@@ -165,10 +182,10 @@ func testHeartbeat(t *testing.T, b *bundle) {
 	require.Equal(t, []string{"m-a", "m-b", "m-c"}, beat("m-a", at(30*time.Second), at(6*time.Second)), "a member may come back")
 	require.Equal(t, []string{"m-a", "m-c"}, beat("m-c", at(40*time.Second), at(25*time.Second)), "m-b expired at +10s")
 
-	members, err := s.Heartbeat(ctx, "other", "x", at(time.Minute), at(0))
+	members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "other", Member: "x", Expires: at(time.Minute), Now: at(0)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"x"}, members, "members belong to one consumer")
-	_, err = s.Heartbeat(ctx, "nope", "x", at(time.Minute), at(0))
+	_, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "nope", Member: "x", Expires: at(time.Minute), Now: at(0)})
 	requireMonsterError(t, err, store.ErrNotFound, "Heartbeat of an unknown consumer")
 }
 
@@ -180,7 +197,7 @@ func testClaim(t *testing.T, b *bundle) {
 	now := time.Now()
 	at := func(d time.Duration) time.Time { return now.Add(d) }
 
-	held, err := s.Claim(ctx, "c", "a", []int{0, 1}, at(10*time.Second), at(0))
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0, 1}, Expires: at(10 * time.Second), Now: at(0)})
 	require.NoError(t, err)
 	require.Len(t, held, 2)
 	for i, p := range held {
@@ -203,7 +220,7 @@ func testClaim(t *testing.T, b *bundle) {
 	require.Equal(t, []int{0}, claim(t, ctx, s, "c", "a", []int{1, 2}, at(40*time.Second), at(15*time.Second)), "b's leases are live")
 	require.Equal(t, []string{"a", "b", "b", ""}, owners(t, ctx, s, "c"))
 
-	_, err = s.Claim(ctx, "nope", "a", []int{0}, at(time.Minute), at(0))
+	_, err = s.Claim(ctx, store.ClaimParams{Consumer: "nope", Member: "a", Partitions: []int{0}, Expires: at(time.Minute), Now: at(0)})
 	requireMonsterError(t, err, store.ErrNotFound, "Claim on an unknown consumer")
 }
 
@@ -219,23 +236,23 @@ func testClaimEpoch(t *testing.T, b *bundle) {
 		require.NoError(t, err)
 		return info.Partitions[0].Epoch
 	}
-	held, err := s.Claim(ctx, "c", "a", []int{0}, now.Add(time.Minute), now)
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0}, Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Len(t, held, 1)
 	first := held[0].Epoch
 	require.Equal(t, first, epoch(), "Claim returns the stored epoch")
 
-	held, err = s.Claim(ctx, "c", "a", []int{0}, now.Add(2*time.Minute), now)
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0}, Expires: now.Add(2 * time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Equal(t, first, held[0].Epoch, "renewing keeps the epoch")
 
-	require.NoError(t, s.ResetConsumer(ctx, "c", 0))
-	held, err = s.Claim(ctx, "c", "a", []int{0}, now.Add(time.Minute), now)
+	require.NoError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 0}))
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0}, Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.NotEqual(t, first, held[0].Epoch, "claimed back after a reset: a new epoch")
 	second := held[0].Epoch
 
-	held, err = s.Claim(ctx, "c", "b", []int{0}, now.Add(3*time.Minute), now.Add(2*time.Minute))
+	held, err = s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "b", Partitions: []int{0}, Expires: now.Add(3 * time.Minute), Now: now.Add(2 * time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, held, 1)
 	require.NotEqual(t, second, held[0].Epoch, "taken over after expiry: a new epoch")
@@ -249,12 +266,12 @@ func testRelease(t *testing.T, b *bundle) {
 	claim(t, ctx, s, "c", "a", []int{0, 1, 2}, now.Add(time.Minute), now)
 	claim(t, ctx, s, "c", "b", []int{3}, now.Add(time.Minute), now)
 
-	require.NoError(t, s.Release(ctx, "c", "a", []int{0, 3}))
+	require.NoError(t, s.Release(ctx, store.ReleaseParams{Consumer: "c", Member: "a", Partitions: []int{0, 3}}))
 	require.Equal(t, []string{"", "a", "a", "b"}, owners(t, ctx, s, "c"), "a released 0 and could not release b's 3")
 	require.Equal(t, []int{0, 3}, claim(t, ctx, s, "c", "b", []int{0}, now.Add(time.Minute), now), "a released partition is free")
-	require.NoError(t, s.Release(ctx, "c", "a", nil))
+	require.NoError(t, s.Release(ctx, store.ReleaseParams{Consumer: "c", Member: "a", Partitions: nil}))
 	require.Equal(t, []string{"b", "a", "a", "b"}, owners(t, ctx, s, "c"))
-	requireMonsterError(t, s.Release(ctx, "nope", "a", []int{0}), store.ErrNotFound, "Release on an unknown consumer")
+	requireMonsterError(t, s.Release(ctx, store.ReleaseParams{Consumer: "nope", Member: "a", Partitions: []int{0}}), store.ErrNotFound, "Release on an unknown consumer")
 }
 
 // Leave forgets the member and releases every partition it holds.
@@ -263,20 +280,20 @@ func testLeave(t *testing.T, b *bundle) {
 	register(t, ctx, s, "c", 3, 0)
 	now := time.Now()
 	for _, m := range []string{"a", "b"} {
-		_, err := s.Heartbeat(ctx, "c", m, now.Add(time.Minute), now)
+		_, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: m, Expires: now.Add(time.Minute), Now: now})
 		require.NoError(t, err)
 	}
 	claim(t, ctx, s, "c", "a", []int{0, 1}, now.Add(time.Minute), now)
 	claim(t, ctx, s, "c", "b", []int{2}, now.Add(time.Minute), now)
 
-	require.NoError(t, s.Leave(ctx, "c", "a"))
+	require.NoError(t, s.Leave(ctx, store.LeaveParams{Consumer: "c", Member: "a"}))
 	require.Equal(t, []string{"", "", "b"}, owners(t, ctx, s, "c"))
-	members, err := s.Heartbeat(ctx, "c", "b", now.Add(time.Minute), now)
+	members, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "b", Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Equal(t, []string{"b"}, members, "a member that left is forgotten before its heartbeat expires")
-	err = s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 1}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 1}}})
 	requireMonsterError(t, err, store.ErrLeaseLost, "saving after leaving")
-	requireMonsterError(t, s.Leave(ctx, "nope", "a"), store.ErrNotFound, "Leave on an unknown consumer")
+	requireMonsterError(t, s.Leave(ctx, store.LeaveParams{Consumer: "nope", Member: "a"}), store.ErrNotFound, "Leave on an unknown consumer")
 }
 
 // Design §3.7 at the store level: a lease that is not renewed expires, and
@@ -288,20 +305,20 @@ func testLeasesExpireAndMove(t *testing.T, b *bundle) {
 	t0 := time.Now()
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	require.Equal(t, []int{0, 1}, claim(t, ctx, s, "c", "a", []int{0, 1}, at(time.Second), at(0)))
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 11}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 11}}}))
 
 	require.Empty(t, claim(t, ctx, s, "c", "b", []int{0, 1}, at(2*time.Second), at(500*time.Millisecond)), "a's leases are live")
-	held, err := s.Claim(ctx, "c", "b", []int{0, 1}, at(3*time.Second), at(2*time.Second))
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "b", Partitions: []int{0, 1}, Expires: at(3 * time.Second), Now: at(2 * time.Second)})
 	require.NoError(t, err)
 	require.Len(t, held, 2, "a's leases expired at +1s")
 	require.Equal(t, int64(10), held[0].Checkpoint, "the checkpoint moves with the partition")
 	require.Equal(t, int64(11), held[1].Checkpoint)
 
-	err = s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 20}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 20}}})
 	requireMonsterError(t, err, store.ErrLeaseLost, "saving a partition whose lease moved")
 	require.Empty(t, claim(t, ctx, s, "c", "a", []int{0, 1}, at(4*time.Second), at(2*time.Second)), "a cannot take them back while b's leases are live")
 	require.Equal(t, []int64{10, 11}, checkpoints(t, ctx, s, "c"))
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "b", []store.Checkpoint{{Partition: 0, Position: 20}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "b", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 20}}}))
 	require.Equal(t, []int64{20, 11}, checkpoints(t, ctx, s, "c"))
 }
 
@@ -313,11 +330,11 @@ func testSaveCheckpoints(t *testing.T, b *bundle) {
 	now := time.Now()
 	claim(t, ctx, s, "c", "a", []int{0, 1, 2}, now.Add(time.Minute), now)
 
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{
 		{Partition: 0, Position: 10, FailuresDelta: 1, InFlight: 3},
 		{Partition: 1, Position: 20, InFlight: 1},
-	}))
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 5, FailuresDelta: 2, InFlight: 0}}))
+	}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 5, FailuresDelta: 2, InFlight: 0}}}))
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
 	p := info.Partitions
@@ -328,13 +345,13 @@ func testSaveCheckpoints(t *testing.T, b *bundle) {
 	require.Equal(t, int64(1), p[1].InFlight)
 	require.Equal(t, int64(0), p[2].Checkpoint, "untouched partitions stay")
 
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 15}}))
-	held, err := s.Claim(ctx, "c", "a", nil, now.Add(time.Minute), now)
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 15}}}))
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: nil, Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Equal(t, int64(15), held[0].Checkpoint)
 	require.Equal(t, int64(3), held[0].Failures)
 
-	err = s.SaveCheckpoints(ctx, "nope", "a", []store.Checkpoint{{Partition: 0, Position: 1}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "nope", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 1}}})
 	require.Error(t, err, "saving checkpoints of an unknown consumer")
 }
 
@@ -347,9 +364,9 @@ func testSaveCheckpointsAllOrNothing(t *testing.T, b *bundle) {
 	claim(t, ctx, s, "c", "a", []int{0, 1}, now.Add(time.Minute), now)
 	claim(t, ctx, s, "c", "b", []int{2}, now.Add(time.Minute), now)
 
-	err := s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 10, FailuresDelta: 1}, {Partition: 2, Position: 10}})
+	err := s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 10, FailuresDelta: 1}, {Partition: 2, Position: 10}}})
 	requireMonsterError(t, err, store.ErrLeaseLost, "saving another member's partition")
-	err = s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 1, Position: 10}, {Partition: 3, Position: 10}})
+	err = s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 1, Position: 10}, {Partition: 3, Position: 10}}})
 	requireMonsterError(t, err, store.ErrLeaseLost, "saving a free partition")
 	info, err := s.Consumer(ctx, "c")
 	require.NoError(t, err)
@@ -357,7 +374,7 @@ func testSaveCheckpointsAllOrNothing(t *testing.T, b *bundle) {
 		require.Zero(t, p.Checkpoint, "a refused save writes nothing (partition %d)", p.Partition)
 		require.Zero(t, p.Failures, "a refused save writes nothing (partition %d)", p.Partition)
 	}
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 11}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 11}}}))
 	require.Equal(t, []int64{10, 11, 0, 0}, checkpoints(t, ctx, s, "c"))
 }
 
@@ -370,23 +387,23 @@ func testResetConsumer(t *testing.T, b *bundle) {
 	now := time.Now()
 	claim(t, ctx, s, "c", "a", []int{0, 1, 2}, now.Add(time.Minute), now)
 	claim(t, ctx, s, "other", "a", []int{0}, now.Add(time.Minute), now)
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 20}, {Partition: 2, Position: 30}}))
-	require.NoError(t, s.SaveCheckpoints(ctx, "other", "a", []store.Checkpoint{{Partition: 0, Position: 40}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 10}, {Partition: 1, Position: 20}, {Partition: 2, Position: 30}}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "other", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 40}}}))
 
-	require.NoError(t, s.ResetConsumer(ctx, "c", 15))
+	require.NoError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 15}))
 	require.Equal(t, []int64{15, 15, 15}, checkpoints(t, ctx, s, "c"), "reset moves checkpoints backwards and forwards")
 	require.Equal(t, []string{"", "", ""}, owners(t, ctx, s, "c"), "reset releases every lease")
-	err := s.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 50}})
+	err := s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 50}}})
 	requireMonsterError(t, err, store.ErrLeaseLost, "saving after a reset")
 	require.Equal(t, []int64{15, 15, 15}, checkpoints(t, ctx, s, "c"))
 	require.Equal(t, []int64{40}, checkpoints(t, ctx, s, "other"), "reset touches one consumer")
 	require.Equal(t, []string{"a"}, owners(t, ctx, s, "other"))
 
-	held, err := s.Claim(ctx, "c", "a", []int{0, 1, 2}, now.Add(time.Minute), now)
+	held, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "a", Partitions: []int{0, 1, 2}, Expires: now.Add(time.Minute), Now: now})
 	require.NoError(t, err)
 	require.Len(t, held, 3)
 	require.Equal(t, int64(15), held[0].Checkpoint)
-	require.NoError(t, s.ResetConsumer(ctx, "c", 0))
+	require.NoError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 0}))
 	require.Equal(t, []int64{0, 0, 0}, checkpoints(t, ctx, s, "c"))
-	requireMonsterError(t, s.ResetConsumer(ctx, "nope", 0), store.ErrNotFound, "resetting an unknown consumer")
+	requireMonsterError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "nope", Position: 0}), store.ErrNotFound, "resetting an unknown consumer")
 }

@@ -39,7 +39,8 @@ func deadLetterFixture(t testing.TB, ctx context.Context, s store.Store) []store
 // listDead lists a consumer's dead letters.
 func listDead(t testing.TB, ctx context.Context, s store.Store, consumer string, q store.DeadLetterQuery) []store.DeadLetter {
 	t.Helper()
-	dls, err := s.DeadLetters(ctx, consumer, q)
+	q.Consumer = consumer
+	dls, err := s.DeadLetters(ctx, q)
 	require.NoError(t, err)
 	return dls
 }
@@ -85,7 +86,7 @@ func testDeadLetters(t *testing.T, b *bundle) {
 	require.Empty(t, listDead(t, ctx, s, "c1", store.DeadLetterQuery{RetryRequested: true}))
 
 	// Replacing: the event failed again after a retry was requested.
-	n, err := s.RequestRetry(ctx, "c1", []string{id(1)})
+	n, err := s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(1)}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, []string{id(1)}, deadIDs(listDead(t, ctx, s, "c1", store.DeadLetterQuery{RetryRequested: true})))
@@ -98,7 +99,7 @@ func testDeadLetters(t *testing.T, b *bundle) {
 	requireSameDeadLetter(t, again, got[1])
 	require.Empty(t, listDead(t, ctx, s, "c1", store.DeadLetterQuery{RetryRequested: true}), "replacing clears RetryRequested")
 
-	_, err = s.DeadLetters(ctx, "nope", store.DeadLetterQuery{})
+	_, err = s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "nope"})
 	requireMonsterError(t, err, store.ErrNotFound, "DeadLetters of an unknown consumer")
 	require.Error(t, s.AddDeadLetter(ctx, deadLetter("nope", newID(), 1)), "AddDeadLetter for an unknown consumer")
 }
@@ -113,34 +114,34 @@ func testRequestRetry(t *testing.T, b *bundle) {
 		return deadIDs(listDead(t, ctx, s, consumer, store.DeadLetterQuery{RetryRequested: true}))
 	}
 
-	n, err := s.RequestRetry(ctx, "c1", []string{id(0), id(2)})
+	n, err := s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(0), id(2)}})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.Equal(t, []string{id(0), id(2)}, marked("c1"))
 	require.Empty(t, marked("c2"), "marking is per consumer")
 
-	n, err = s.RequestRetry(ctx, "c1", []string{id(1), newID()})
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(1), newID()}})
 	requireMonsterError(t, err, store.ErrNotFound, "RequestRetry naming an unknown dead letter")
 	require.Zero(t, n)
 	require.Equal(t, []string{id(0), id(2)}, marked("c1"), "a failed RequestRetry marks none")
 
-	n, err = s.RequestRetry(ctx, "c1", []string{})
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{}})
 	require.NoError(t, err)
 	require.Zero(t, n, "an empty, non-nil list names no dead letter")
 	require.Equal(t, []string{id(0), id(2)}, marked("c1"))
 
-	n, err = s.RequestRetry(ctx, "c1", []string{id(1), id(1)})
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(1), id(1)}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "an ID named twice is one dead letter marked")
 
 	require.NoError(t, s.AddDeadLetter(ctx, dls[1])) // unmark it again
-	n, err = s.RequestRetry(ctx, "c1", nil)
+	n, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: nil})
 	require.NoError(t, err)
 	require.Equal(t, 3, n, "nil marks every dead letter of the consumer")
 	require.Equal(t, []string{id(0), id(1), id(2)}, marked("c1"))
 	require.Empty(t, marked("c2"))
 
-	_, err = s.RequestRetry(ctx, "nope", nil)
+	_, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "nope", IDs: nil})
 	requireMonsterError(t, err, store.ErrNotFound, "RequestRetry on an unknown consumer")
 }
 
@@ -154,12 +155,12 @@ func testDeleteDeadLetters(t *testing.T, b *bundle) {
 		return deadIDs(listDead(t, ctx, s, consumer, store.DeadLetterQuery{}))
 	}
 
-	n, err := s.DeleteDeadLetters(ctx, "c1", []string{id(1), newID()})
+	n, err := s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(1), newID()}})
 	requireMonsterError(t, err, store.ErrNotFound, "DeleteDeadLetters naming an unknown dead letter")
 	require.Zero(t, n)
 	require.Equal(t, []string{id(0), id(1), id(2)}, left("c1"), "a failed delete removes none")
 
-	n, err = s.DeleteDeadLetters(ctx, "c1", []string{id(1)})
+	n, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(1)}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, []string{id(0), id(2)}, left("c1"))
@@ -167,19 +168,19 @@ func testDeleteDeadLetters(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.EqualValues(t, 2, info.DeadLetters)
 
-	n, err = s.DeleteDeadLetters(ctx, "c1", []string{id(0), id(0)})
+	n, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(0), id(0)}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "an ID named twice is one dead letter removed")
 	require.Equal(t, []string{id(2)}, left("c1"))
 
-	n, err = s.DeleteDeadLetters(ctx, "c1", nil)
+	n, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: nil})
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "nil removes every dead letter of the consumer")
 	require.Empty(t, left("c1"))
 	require.Equal(t, []string{id(0)}, left("c2"), "deleting is per consumer")
 
-	_, err = s.DeleteDeadLetters(ctx, "c1", []string{id(0)})
+	_, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c1", IDs: []string{id(0)}})
 	requireMonsterError(t, err, store.ErrNotFound, "deleting a dead letter that is gone")
-	_, err = s.DeleteDeadLetters(ctx, "nope", nil)
+	_, err = s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "nope", IDs: nil})
 	requireMonsterError(t, err, store.ErrNotFound, "DeleteDeadLetters on an unknown consumer")
 }

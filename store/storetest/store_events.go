@@ -33,7 +33,7 @@ func testAppendAndReadEveryField(t *testing.T, b *bundle) {
 		require.False(t, res[i].Duplicate, "a new event is not a duplicate")
 		requireStored(t, in[i], res[i].Event)
 	}
-	read, err := s.Read(ctx, 0, 10)
+	read, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, read, 2)
 	for i := range in {
@@ -76,7 +76,7 @@ func testAppendRejectsIncompleteEvents(t *testing.T, b *bundle) {
 		require.True(t, strings.HasPrefix(err.Error(), "monster: "), "%s: %q must start with \"monster: \"", tc.name, err.Error())
 		require.Contains(t, err.Error(), tc.text, tc.name)
 	}
-	after, err := s.Read(ctx, 0, 100)
+	after, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 100})
 	require.NoError(t, err)
 	require.Len(t, after, len(before), "a refused batch stored nothing")
 	requireSameEvent(t, before[0], after[0])
@@ -143,7 +143,7 @@ func testAppendIsAllOrNothing(t *testing.T, b *bundle) {
 // (not an error) past the end.
 func testReadAfterAndLimit(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
-	empty, err := s.Read(ctx, 0, 10)
+	empty, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, empty, "an empty store reads as empty")
 
@@ -157,7 +157,7 @@ func testReadAfterAndLimit(t *testing.T, b *bundle) {
 	}
 	read := func(after int64, limit int) []store.Event {
 		t.Helper()
-		events, err := s.Read(ctx, after, limit)
+		events, err := s.Read(ctx, store.ReadParams{After: after, Limit: limit})
 		require.NoError(t, err)
 		return events
 	}
@@ -210,7 +210,7 @@ func testReadNeverSkips(t *testing.T, b *bundle) {
 	go func() {
 		var after int64
 		for {
-			events, err := reader.Read(ctx, after, 7)
+			events, err := reader.Read(ctx, store.ReadParams{After: after, Limit: 7})
 			if err != nil {
 				readerDone <- err
 				return
@@ -250,7 +250,7 @@ func testReadNeverSkips(t *testing.T, b *bundle) {
 			}
 		})
 	}
-	if b.features.SQLTx {
+	if b.sqlTx {
 		for w := range 3 {
 			wg.Go(func() {
 				txs, ok := writers[(w+1)%len(writers)].(store.SQLTxAppender)
@@ -493,8 +493,8 @@ func testIdempotencyWithinBatch(t *testing.T, b *bundle) {
 // invisible until the commit, stored with it, and gone with a rollback; and
 // monster.LogTx does the same through the runtime.
 func testAppendTx(t *testing.T, b *bundle) {
-	if !b.features.SQLTx {
-		t.Skip("the store has no SQL transactions (Features().SQLTx is false)")
+	if !b.sqlTx {
+		t.Skip("the store has no SQL transactions (it does not implement store.SQLTxAppender)")
 	}
 	ctx, s := b.ctx, b.open()
 	txs := s.(store.SQLTxAppender)
@@ -508,7 +508,7 @@ func testAppendTx(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.Len(t, res, 2)
 	require.Greater(t, res[1].Event.Position, res[0].Event.Position)
-	pending, err := reader.Read(ctx, 0, 10)
+	pending, err := reader.Read(ctx, store.ReadParams{After: 0, Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, pending, "events of an open transaction must be invisible")
 	require.NoError(t, tx.Commit())

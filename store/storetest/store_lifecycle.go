@@ -27,7 +27,10 @@ func everyMethod() []call {
 			_, err := s.Append(ctx, []store.NewEvent{newEvent("after.close", `1`)})
 			return err
 		}},
-		{"Read", func(ctx context.Context, s store.Store) error { _, err := s.Read(ctx, 0, 10); return err }},
+		{"Read", func(ctx context.Context, s store.Store) error {
+			_, err := s.Read(ctx, store.ReadParams{After: 0, Limit: 10})
+			return err
+		}},
 		{"EventByID", func(ctx context.Context, s store.Store) error { _, err := s.EventByID(ctx, newID()); return err }},
 		{"Head", func(ctx context.Context, s store.Store) error { _, err := s.Head(ctx); return err }},
 		{"PositionBefore", func(ctx context.Context, s store.Store) error { _, err := s.PositionBefore(ctx, now); return err }},
@@ -40,29 +43,38 @@ func everyMethod() []call {
 		{"Consumers", func(ctx context.Context, s store.Store) error { _, err := s.Consumers(ctx); return err }},
 		{"DeleteConsumer", func(ctx context.Context, s store.Store) error { return s.DeleteConsumer(ctx, "c") }},
 		{"Heartbeat", func(ctx context.Context, s store.Store) error {
-			_, err := s.Heartbeat(ctx, "c", "m", now.Add(time.Minute), now)
+			_, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m", Expires: now.Add(time.Minute), Now: now})
 			return err
 		}},
-		{"Leave", func(ctx context.Context, s store.Store) error { return s.Leave(ctx, "c", "m") }},
+		{"Leave", func(ctx context.Context, s store.Store) error {
+			return s.Leave(ctx, store.LeaveParams{Consumer: "c", Member: "m"})
+		}},
 		{"Claim", func(ctx context.Context, s store.Store) error {
-			_, err := s.Claim(ctx, "c", "m", []int{0}, now.Add(time.Minute), now)
+			_, err := s.Claim(ctx, store.ClaimParams{Consumer: "c", Member: "m", Partitions: []int{0}, Expires: now.Add(time.Minute), Now: now})
 			return err
 		}},
-		{"Release", func(ctx context.Context, s store.Store) error { return s.Release(ctx, "c", "m", []int{0}) }},
-		{"SaveCheckpoints", func(ctx context.Context, s store.Store) error {
-			return s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{{Partition: 0, Position: 1}})
+		{"Release", func(ctx context.Context, s store.Store) error {
+			return s.Release(ctx, store.ReleaseParams{Consumer: "c", Member: "m", Partitions: []int{0}})
 		}},
-		{"ResetConsumer", func(ctx context.Context, s store.Store) error { return s.ResetConsumer(ctx, "c", 0) }},
+		{"SaveCheckpoints", func(ctx context.Context, s store.Store) error {
+			return s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 1}}})
+		}},
+		{"ResetConsumer", func(ctx context.Context, s store.Store) error {
+			return s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "c", Position: 0})
+		}},
 		{"AddDeadLetter", func(ctx context.Context, s store.Store) error {
 			return s.AddDeadLetter(ctx, deadLetter("c", newID(), 1))
 		}},
 		{"DeadLetters", func(ctx context.Context, s store.Store) error {
-			_, err := s.DeadLetters(ctx, "c", store.DeadLetterQuery{})
+			_, err := s.DeadLetters(ctx, store.DeadLetterQuery{Consumer: "c"})
 			return err
 		}},
-		{"RequestRetry", func(ctx context.Context, s store.Store) error { _, err := s.RequestRetry(ctx, "c", nil); return err }},
+		{"RequestRetry", func(ctx context.Context, s store.Store) error {
+			_, err := s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
+			return err
+		}},
 		{"DeleteDeadLetters", func(ctx context.Context, s store.Store) error {
-			_, err := s.DeleteDeadLetters(ctx, "c", nil)
+			_, err := s.DeleteDeadLetters(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
 			return err
 		}},
 	}
@@ -129,7 +141,7 @@ func testCancelledWritesLeaveStoreUsable(t *testing.T, b *bundle) {
 		ev := newEvent("cancel.me", fmt.Sprint(i))
 		go func() {
 			if i%2 == 0 {
-				done <- s.SaveCheckpoints(callCtx, "c", "m", []store.Checkpoint{{Partition: i % 4 / 2, Position: int64(i)}})
+				done <- s.SaveCheckpoints(callCtx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: i % 4 / 2, Position: int64(i)}}})
 				return
 			}
 			_, err := s.Append(callCtx, []store.NewEvent{ev})
@@ -149,7 +161,7 @@ func testCancelledWritesLeaveStoreUsable(t *testing.T, b *bundle) {
 				refused++
 			}
 		}
-		_, err = s.Heartbeat(ctx, "c", "m", now.Add(time.Hour), now)
+		_, err = s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m", Expires: now.Add(time.Hour), Now: now})
 		require.NoError(t, err, "a write after call %d, whose context was cancelled while it ran", i)
 	}
 	t.Logf("cancelled appends: %d stored, %d refused", appended, refused)
@@ -167,7 +179,6 @@ func testMethodsAfterClose(t *testing.T, b *bundle) {
 		require.Error(t, err, "%s after Close must fail", c.method)
 		require.NotContains(t, err.Error(), "panic:", "%s after Close", c.method)
 	}
-	require.NotPanics(t, func() { _ = s.Features() }, "Features after Close")
 	require.NotPanics(t, func() { _ = s.Close() }, "a second Close")
 }
 
@@ -183,13 +194,13 @@ func testPersistence(t *testing.T, b *bundle) {
 	stored := mustAppend(t, ctx, s, events...)
 	register(t, ctx, s, "c", 2, 0)
 	now := time.Now()
-	_, err := s.Heartbeat(ctx, "c", "m", now.Add(time.Hour), now)
+	_, err := s.Heartbeat(ctx, store.HeartbeatParams{Consumer: "c", Member: "m", Expires: now.Add(time.Hour), Now: now})
 	require.NoError(t, err)
 	claim(t, ctx, s, "c", "m", []int{0}, now.Add(time.Hour), now)
-	require.NoError(t, s.SaveCheckpoints(ctx, "c", "m", []store.Checkpoint{{Partition: 0, Position: stored[2].Position, FailuresDelta: 3}}))
+	require.NoError(t, s.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "m", Checkpoints: []store.Checkpoint{{Partition: 0, Position: stored[2].Position, FailuresDelta: 3}}}))
 	dl := deadLetter("c", stored[1].ID, stored[1].Position)
 	require.NoError(t, s.AddDeadLetter(ctx, dl))
-	_, err = s.RequestRetry(ctx, "c", nil)
+	_, err = s.RequestRetry(ctx, store.DeadLetterSelection{Consumer: "c", IDs: nil})
 	require.NoError(t, err)
 
 	s = b.reopen(s)
@@ -244,7 +255,7 @@ func testSharedHandles(t *testing.T, b *bundle) {
 	now := time.Now()
 	claim(t, ctx, s, "c", "a", []int{0}, now.Add(time.Minute), now)
 	require.Equal(t, []int{1}, claim(t, ctx, other, "c", "b", []int{0, 1}, now.Add(time.Minute), now), "leases are in the data, not in the handle")
-	require.NoError(t, other.SaveCheckpoints(ctx, "c", "a", []store.Checkpoint{{Partition: 0, Position: 2}}))
+	require.NoError(t, other.SaveCheckpoints(ctx, store.SaveCheckpointsParams{Consumer: "c", Member: "a", Checkpoints: []store.Checkpoint{{Partition: 0, Position: 2}}}))
 	require.Equal(t, []int64{2, 0}, checkpoints(t, ctx, s, "c"))
 
 	require.NoError(t, other.Close())

@@ -7,8 +7,11 @@ import (
 )
 
 // Harness tells the suite how to get stores of the implementation under
-// test. Only Open is always required; Reopen and Share are required when the
-// store's Features say it can do what they need.
+// test, and declares what the store cannot do. Open is always required;
+// Reopen is required unless Limits.NotPersistent is set, and Share unless
+// Limits.NotShared is. What a store can do beyond the [store.Store]
+// interface the suite finds by type assertion ([store.SQLTxAppender],
+// [store.Notifier]) and tests.
 //
 // The suite closes every store it gets from Open, Reopen and Share before
 // the test that asked for it ends. It may call Close on a store that is
@@ -24,17 +27,16 @@ type Harness struct {
 	// Reopen closes s, an open store returned by Open or Reopen, and opens
 	// the same data again, as a restarted process would: every committed
 	// event and all consumer state (checkpoints, leases, dead letters) must
-	// be there. Required when Features().Persistent; ignored otherwise, and
-	// the tests of persistence skip.
+	// be there. Required unless Limits.NotPersistent.
 	Reopen func(t *testing.T, s store.Store) store.Store
 
 	// Share returns a second handle on the data of s, an open store returned
 	// by Open, independent of s as another process's handle would be: its
 	// own connections and its own Close, after which s must go on working.
-	// What one handle commits the other must see at once. Required when
-	// Features().SharedAcrossProcesses.
+	// What one handle commits the other must see at once. Required unless
+	// Limits.NotShared.
 	//
-	// When Share is nil the suite shares s itself: the same instance, used
+	// With Limits.NotShared the suite shares s itself: the same instance, used
 	// concurrently, behind a handle whose Close does nothing. That is how
 	// several Monsters of one process share a store that cannot be shared
 	// across processes, and every store supports it, since all its methods
@@ -48,6 +50,22 @@ type Harness struct {
 	// and such a test then measures the machine rather than the store.
 	// Zero means 1.
 	TimeScale int
+
+	// Limits declares what the store cannot do; the tests that need it
+	// skip, saying why. The zero value claims everything.
+	Limits Limits
+}
+
+// Limits is what a store cannot do. Declaring a limit is a statement about
+// the store, not about the harness: a persistent store whose harness cannot
+// reopen it is a harness to fix, and the suite fails it.
+type Limits struct {
+	// NotPersistent: the store keeps nothing once closed (an in-memory
+	// store). Reopen must be nil.
+	NotPersistent bool
+	// NotShared: no other process can open the store's data; several
+	// Monsters of one process share one instance. Share must be nil.
+	NotShared bool
 }
 
 // Run runs the whole suite against the stores h gives, each test as a
@@ -61,32 +79,34 @@ type Harness struct {
 //     fast timings, store wrappers standing in for crashed processes and
 //     broken disks, and concurrent writers.
 //
-// Tests skip, saying why, only for what the store's Features say it cannot
-// do. Run fails at once if h is inconsistent with those Features.
+// Tests skip, saying why, only for what h.Limits says the store cannot do
+// and for optional interfaces the store does not implement. Run fails at
+// once if h is inconsistent with its Limits.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.Open == nil {
 		t.Fatal("storetest: Harness.Open is nil")
 	}
-	probe := h.Open(t)
-	features := probe.Features()
-	_, isTx := probe.(store.SQLTxAppender)
-	_ = probe.Close()
 	switch {
-	case features.Persistent && h.Reopen == nil:
-		t.Fatal("storetest: the store's Features().Persistent is set but Harness.Reopen is nil")
-	case features.SharedAcrossProcesses && h.Share == nil:
-		t.Fatal("storetest: the store's Features().SharedAcrossProcesses is set but Harness.Share is nil")
-	case features.SQLTx && !isTx:
-		t.Fatal("storetest: the store's Features().SQLTx is set but it does not implement store.SQLTxAppender")
+	case !h.Limits.NotPersistent && h.Reopen == nil:
+		t.Fatal("storetest: Harness.Reopen is nil: set it, or declare Limits.NotPersistent")
+	case h.Limits.NotPersistent && h.Reopen != nil:
+		t.Fatal("storetest: Harness.Reopen is set but Limits.NotPersistent says the store keeps nothing")
+	case !h.Limits.NotShared && h.Share == nil:
+		t.Fatal("storetest: Harness.Share is nil: set it, or declare Limits.NotShared")
+	case h.Limits.NotShared && h.Share != nil:
+		t.Fatal("storetest: Harness.Share is set but Limits.NotShared says no other process can open the store")
 	}
+	probe := h.Open(t)
+	_, sqlTx := probe.(store.SQLTxAppender)
+	_ = probe.Close()
 	for _, g := range groups() {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
-					tc.run(t, newBundle(t, h, features))
+					tc.run(t, newBundle(t, h, sqlTx))
 				})
 			}
 		})
