@@ -97,7 +97,9 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 		retry := false
 		switch {
 		case isWrongLastSeq(err):
-			// An idempotency key is taken: those events are stored already.
+			// An idempotency key is taken (those events are stored
+			// already), or an event ID.
+			found := false
 			for _, i := range pending {
 				key := events[i].IdempotencyKey
 				if key == "" {
@@ -111,6 +113,12 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 					return nil, store.OpError(ctx, "nats", "append", err)
 				}
 				results[i], stored[i] = store.AppendResult{Event: ev, Duplicate: true}, true
+				found = true
+			}
+			if !found {
+				if err := s.checkNewIDs(ctx, events, pending); err != nil {
+					return nil, err
+				}
 			}
 			retry = true
 		case isBatchTurnedAway(err):
@@ -139,6 +147,26 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 func isBatchTurnedAway(err error) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && (ae.ErrCode == 10210 || ae.ErrCode == 10176)
+}
+
+// checkNewIDs fails if the ID of one of events[pending] is stored.
+func (s *Store) checkNewIDs(ctx context.Context, events []store.NewEvent, pending []int) error {
+	seen := map[string]bool{}
+	for _, i := range pending {
+		id := events[i].ID
+		if seen[id] {
+			return store.Errorf(store.ErrConflict, "monster: nats append: event ID %q appears twice: %v", id, store.ErrConflict)
+		}
+		seen[id] = true
+		_, err := s.eventByMarker(ctx, s.names.idSubj+token(id))
+		switch {
+		case err == nil:
+			return store.Errorf(store.ErrConflict, "monster: nats append: event ID %q is already stored: %v", id, store.ErrConflict)
+		case !isNoMessage(err):
+			return store.OpError(ctx, "nats", "append", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) appendError(ctx context.Context, err error) error {
@@ -174,6 +202,8 @@ func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pendi
 		ev.Data = encodeEnvelope(e)
 		id := natsgo.NewMsg(s.names.idSubj + token(e.ID))
 		id.Data = []byte("1") // the event is 1 message before
+		// An ID is stored once: the batch fails if the ID's marker exists.
+		id.Header.Set(hdrExpectLastSub, "0")
 		msgs = append(msgs, ev, id)
 		if e.IdempotencyKey != "" {
 			idem := natsgo.NewMsg(s.names.idemSubj + token(e.IdempotencyKey))
