@@ -446,3 +446,6 @@ func (s *Store) Close() error {
 	s.nc.Close()
 	return nil
 }
+
+// JetStream returns the store's JetStream context, for tests and tools.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
