@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 )
 
@@ -65,7 +66,7 @@ func TestLogTxCommitAndRollback(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
 
-	eventually(t, "committed event handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	monstertest.Eventually(t, "committed event handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	mu.Lock()
 	require.Equal(t, []string{`"shirt"`}, got)
 	mu.Unlock()
@@ -133,8 +134,8 @@ func TestHandlerMiddlewareOrderAndPanicRecovery(t *testing.T) {
 	start(t, m)
 	_, err := m.Log(ctx, "x", 1)
 	require.NoError(t, err)
-	eventually(t, "retried after the panic", func() bool { return attempts.Load() == 2 })
-	eventually(t, "second run traced", func() bool { mu.Lock(); defer mu.Unlock(); return len(trace) >= 6 })
+	monstertest.Eventually(t, "retried after the panic", func() bool { return attempts.Load() == 2 })
+	monstertest.Eventually(t, "second run traced", func() bool { mu.Lock(); defer mu.Unlock(); return len(trace) >= 6 })
 	mu.Lock()
 	defer mu.Unlock()
 	// The first run panicked inside the middleware: recovery sits outside
@@ -173,7 +174,7 @@ func TestConsumeAfterStartAndStopIsGraceful(t *testing.T) {
 	}), nil))
 	_, err := m.Log(ctx, "job", 1)
 	require.NoError(t, err)
-	eventually(t, "handler started", func() bool { return started.Load() == 1 })
+	monstertest.Eventually(t, "handler started", func() bool { return started.Load() == 1 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- m.Stop(ctx) }()
 	select {

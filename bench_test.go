@@ -26,7 +26,7 @@ func openBenchSQLite(b *testing.B) store.Store {
 func openBenchStore(b *testing.B) *monster.Monster {
 	b.Helper()
 	// Default timings: benchmarks measure what users get.
-	m := monster.OpenStore(openBenchSQLite(b), &monster.Options{Logger: quietLogger})
+	m := monster.New(openBenchSQLite(b), &monster.Options{Logger: quietLogger})
 	b.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -97,18 +97,29 @@ Options.LeaseTTL. Events with the same key stay in order across the move.
 
 # Guarantees
 
-  - Durable on return: Log returns after the commit and sync.
-  - At least once per consumer: a crash anywhere only causes redelivery of
-    events that were in flight (handled since the last checkpoint).
-  - No skipped events, even when writers commit out of order.
-  - Per-key order within a consumer; strict total order with Partitions 1,
-    Concurrency 1 and Blocking.
-  - Isolation between events and between consumers.
-  - Idempotent logging with idempotency keys.
-  - Bad input gets a clear error and never corrupts stored data.
+Each has a group of its own, under the same name, in the conformance suite
+(package store/storetest), which tests it against every store:
 
-The conformance suite in package store/storetest tests each of them against
-every store.
+  - Durable: Log returns after the commit and sync; concurrent Log calls
+    share one commit.
+  - AtLeastOnce: every committed event of a consumer's subscription is
+    handled until the handler succeeds or the event is dead-lettered; a
+    crash anywhere only causes redelivery of events that were in flight
+    (handled since the last checkpoint).
+  - NoSkippedEvents: a consumer never moves past a committed event it has
+    not handled, even when writers commit out of position order.
+  - Order: events with the same key are handled one at a time, in log
+    order, within a consumer; strict total order with Partitions 1,
+    Concurrency 1 and Blocking.
+  - Isolation: a handler's error, panic or timeout affects only that event
+    for that consumer; one slow consumer holds up no other.
+  - IdempotentLogging: an event logged with an idempotency key is stored
+    once however often the call is retried; an unknown outcome is reported
+    as ErrAmbiguous.
+  - ScaleOut: one consumer run by several processes shares its partitions
+    among them, and a dead process's partitions move within the lease time.
+  - Validation: declared types reject bad data at Log, naming the field.
+  - BadInput: bad input gets a clear error and never corrupts stored data.
 
 # Operating
 

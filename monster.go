@@ -121,7 +121,7 @@ func (o *Options) WithDefaults() Options {
 }
 
 // Monster logs events into a store and runs consumers over them. It is safe
-// for concurrent use. Create one with Open or OpenStore.
+// for concurrent use. Create one with Open or New.
 type Monster struct {
 	store store.Store
 	opts  Options
@@ -181,11 +181,11 @@ func init() {
 // It returns an error matching ErrUnknownStore for an unregistered scheme
 // and ErrNotAStore for a file that exists but is not a Monster store.
 func Open(ctx context.Context, pathOrURL string, opts *Options) (*Monster, error) {
-	st, err := OpenStoreURL(ctx, pathOrURL)
+	st, err := OpenStore(ctx, pathOrURL)
 	if err != nil {
 		return nil, err
 	}
-	return OpenStore(st, opts), nil
+	return New(st, opts), nil
 }
 
 func registeredSchemes() []string {
@@ -199,9 +199,9 @@ func registeredSchemes() []string {
 	return out
 }
 
-// OpenStore returns a Monster on an already open store. The Monster owns
+// New returns a Monster on an already open store. The Monster owns
 // the store from then on: Close closes it.
-func OpenStore(st store.Store, opts *Options) *Monster {
+func New(st store.Store, opts *Options) *Monster {
 	m := &Monster{
 		store:     st,
 		opts:      opts.WithDefaults(),

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 )
 
 func TestLogAndConsume(t *testing.T) {
@@ -33,11 +34,11 @@ func TestLogAndConsume(t *testing.T) {
 	start(t, m)
 	_, err = m.Log(ctx, "user.signed_up", map[string]any{"user": "alyx"})
 	require.NoError(t, err)
-	eventually(t, "two user events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	monstertest.Eventually(t, "two user events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
 	mu.Lock()
 	require.Equal(t, []string{`user.bought_shirt {"quantity":2,"user":"gordon"}`, `user.signed_up {"user":"alyx"}`}, got)
 	mu.Unlock()
-	eventually(t, "lag 0", func() bool {
+	monstertest.Eventually(t, "lag 0", func() bool {
 		s, err := m.ConsumerStats(ctx, "audit")
 		return err == nil && s.Lag == 0 && s.Position == 3
 	})
@@ -82,7 +83,7 @@ func TestDeclaredTypeValidation(t *testing.T) {
 		return nil
 	}), nil))
 	start(t, m)
-	eventually(t, "typed handler", func() bool { return handled.Load() == 1 })
+	monstertest.Eventually(t, "typed handler", func() bool { return handled.Load() == 1 })
 }
 
 func TestBadInput(t *testing.T) {
@@ -157,7 +158,7 @@ func TestRetryThenDeadLetterThenRetryByOperator(t *testing.T) {
 	require.NoError(t, err)
 	_, err = m.Log(ctx, "order.placed", "fine", monster.WithKey("k2"))
 	require.NoError(t, err)
-	eventually(t, "dead letter", func() bool {
+	monstertest.Eventually(t, "dead letter", func() bool {
 		dls, err := m.DeadLetters(ctx, "flaky", 0)
 		return err == nil && len(dls) == 1
 	})
@@ -166,8 +167,8 @@ func TestRetryThenDeadLetterThenRetryByOperator(t *testing.T) {
 	require.Equal(t, poison.ID, dls[0].EventID)
 	require.Equal(t, 3, dls[0].Attempts)
 	require.Contains(t, dls[0].Error, "boom")
-	eventually(t, "other consumer unaffected", func() bool { return other.Load() == 2 })
-	eventually(t, "consumer moved on", func() bool {
+	monstertest.Eventually(t, "other consumer unaffected", func() bool { return other.Load() == 2 })
+	monstertest.Eventually(t, "consumer moved on", func() bool {
 		s, err := m.ConsumerStats(ctx, "flaky")
 		return err == nil && s.Lag == 0 && s.DeadLetters == 1 && s.Failures == 3
 	})
@@ -176,7 +177,7 @@ func TestRetryThenDeadLetterThenRetryByOperator(t *testing.T) {
 	n, err := m.RetryDeadLetters(ctx, "flaky")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	eventually(t, "dead letter retried away", func() bool {
+	monstertest.Eventually(t, "dead letter retried away", func() bool {
 		dls, err := m.DeadLetters(ctx, "flaky", 0)
 		return err == nil && len(dls) == 0
 	})
@@ -219,7 +220,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 		require.NoError(t, err)
 	}
 	start(t, m)
-	eventually(t, "all handled", func() bool {
+	monstertest.Eventually(t, "all handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		total := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/gomonster/monster/store"
 )
@@ -126,8 +127,40 @@ func (m *Monster) ResetConsumer(ctx context.Context, name string, start StartPos
 	return nil
 }
 
-// DeadLetter is an event a consumer gave up on after its retry policy.
-type DeadLetter = store.DeadLetter
+// DeadLetter is an event a consumer gave up on after its retry policy. It
+// stays in the consumer's dead letters until it is retried with success
+// (RetryDeadLetters) or discarded (DiscardDeadLetters); the consumer has
+// moved on past it.
+type DeadLetter struct {
+	// Consumer is the consumer that gave up on the event.
+	Consumer string `json:"consumer"`
+	// EventID is the event's ID; EventByID returns the event.
+	EventID string `json:"event_id"`
+	// Type is the event's type.
+	Type string `json:"type"`
+	// Position is the event's position in the log.
+	Position int64 `json:"position"`
+	// Partition is the consumer's partition the event belongs to.
+	Partition int `json:"partition"`
+	// Attempts is how many times the handler ran for the event, counting
+	// runs from earlier retries of the dead letter.
+	Attempts int `json:"attempts"`
+	// Error is the handler's last error message.
+	Error string `json:"error"`
+	// FailedAt is when the consumer gave up, in UTC.
+	FailedAt time.Time `json:"failed_at"`
+	// RetryRequested reports that RetryDeadLetters asked for the event to be
+	// run again, and that no process holding its partition has done so yet.
+	RetryRequested bool `json:"retry_requested"`
+}
+
+func deadLetterFromStore(dl store.DeadLetter) DeadLetter {
+	return DeadLetter{
+		Consumer: dl.Consumer, EventID: dl.EventID, Type: dl.Type, Position: dl.Position,
+		Partition: dl.Partition, Attempts: dl.Attempts, Error: dl.Error, FailedAt: dl.FailedAt,
+		RetryRequested: dl.RetryRequested,
+	}
+}
 
 // DeadLetters lists a consumer's dead letters in log order, up to limit (0
 // for all).
@@ -135,7 +168,15 @@ func (m *Monster) DeadLetters(ctx context.Context, consumer string, limit int) (
 	if _, err := m.store.Consumer(ctx, consumer); err != nil {
 		return nil, err
 	}
-	return m.store.DeadLetters(ctx, store.DeadLetterQuery{Consumer: consumer, Limit: limit})
+	dls, err := m.store.DeadLetters(ctx, store.DeadLetterQuery{Consumer: consumer, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, len(dls))
+	for i, dl := range dls {
+		out[i] = deadLetterFromStore(dl)
+	}
+	return out, nil
 }
 
 // RetryDeadLetters asks the processes running the consumer to run the

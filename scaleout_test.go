@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/memstore"
 )
@@ -38,7 +39,7 @@ func TestMemberJoiningDuringBacklogGetsWork(t *testing.T) {
 	var ms [2]*monster.Monster
 	for i := range ms {
 		o := fastOptions(&monster.Options{MemberID: fmt.Sprintf("member-%d", i), LeaseTTL: 300 * time.Millisecond})
-		ms[i] = monster.OpenStore(sharedStore{st}, &o)
+		ms[i] = monster.New(sharedStore{st}, &o)
 		t.Cleanup(func() { _ = ms[i].Close() })
 		require.NoError(t, ms[i].Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
 			handled[i].Add(1)
@@ -49,9 +50,9 @@ func TestMemberJoiningDuringBacklogGetsWork(t *testing.T) {
 	_, err := ms[0].LogBatch(ctx, entries)
 	require.NoError(t, err)
 	start(t, ms[0])
-	eventually(t, "first member busy", func() bool { return handled[0].Load() > 0 })
+	monstertest.Eventually(t, "first member busy", func() bool { return handled[0].Load() > 0 })
 	start(t, ms[1])
-	eventually(t, "backlog done", func() bool { return handled[0].Load()+handled[1].Load() >= events })
+	monstertest.Eventually(t, "backlog done", func() bool { return handled[0].Load()+handled[1].Load() >= events })
 	require.Positive(t, handled[1].Load(), "the member that joined got none of the backlog")
 	t.Logf("handled: first member %d, joining member %d", handled[0].Load(), handled[1].Load())
 }
@@ -99,7 +100,7 @@ func TestMemberStopsWhenLeasesCannotBeRenewed(t *testing.T) {
 	handledBy := map[string][]string{} // event ID → members that handled it
 	open := func(name string, s store.Store) *monster.Monster {
 		o := fastOptions(&monster.Options{MemberID: name, LeaseTTL: ttl})
-		m := monster.OpenStore(s, &o)
+		m := monster.New(s, &o)
 		t.Cleanup(func() { _ = m.Close() })
 		require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
 			mu.Lock()
@@ -113,13 +114,13 @@ func TestMemberStopsWhenLeasesCannotBeRenewed(t *testing.T) {
 	start(t, a)
 	_, err := a.Log(ctx, "work", 0)
 	require.NoError(t, err)
-	eventually(t, "a handles", func() bool { mu.Lock(); defer mu.Unlock(); return len(handledBy) == 1 })
+	monstertest.Eventually(t, "a handles", func() bool { mu.Lock(); defer mu.Unlock(); return len(handledBy) == 1 })
 
 	stalling.stalled.Store(true)
 	b := open("b", sharedStore{st})
 	start(t, b)
 	// a's leases run out without a renewal; b takes every partition.
-	eventually(t, "b to own every partition", func() bool {
+	monstertest.Eventually(t, "b to own every partition", func() bool {
 		info, err := st.Consumer(ctx, "worker")
 		if err != nil {
 			return false
@@ -137,7 +138,7 @@ func TestMemberStopsWhenLeasesCannotBeRenewed(t *testing.T) {
 		require.NoError(t, err)
 		after = append(after, e.ID)
 	}
-	eventually(t, "every event logged after the takeover handled", func() bool {
+	monstertest.Eventually(t, "every event logged after the takeover handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, id := range after {

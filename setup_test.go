@@ -20,7 +20,7 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newMem(t *testing.T, opts *monster.Options) *monster.Monster {
 	t.Helper()
 	o := fastOptions(opts)
-	m := monster.OpenStore(memstore.New(), &o)
+	m := monster.New(memstore.New(), &o)
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
@@ -43,18 +43,6 @@ func fastOptions(opts *monster.Options) monster.Options {
 		o.CheckpointInterval = 10 * time.Millisecond
 	}
 	return o
-}
-
-// eventually waits for cond with a deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // start runs m's consumers until the test ends.

@@ -8,13 +8,13 @@ import (
 	"github.com/gomonster/monster/store"
 )
 
-// OpenStoreURL opens the store that Open would open for pathOrURL, without
+// OpenStore opens the store that Open would open for pathOrURL, without
 // a Monster on it: for tools, such as the daemon, that wrap the store before
-// handing it to OpenStore. The caller owns the store and closes it.
+// handing it to New. The caller owns the store and closes it.
 //
 // It returns an error matching ErrUnknownStore for an unregistered scheme
 // and ErrNotAStore for a file that exists but is not a Monster store.
-func OpenStoreURL(ctx context.Context, pathOrURL string) (store.Store, error) {
+func OpenStore(ctx context.Context, pathOrURL string) (store.Store, error) {
 	if pathOrURL == "" {
 		pathOrURL = DefaultPath
 	}

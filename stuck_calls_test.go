@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/memstore"
 )
@@ -51,7 +52,7 @@ func (s *hangingStore) RegisterConsumer(ctx context.Context, spec store.Consumer
 func runHanging(t *testing.T, st *hangingStore) (handled func() bool) {
 	t.Helper()
 	o := fastOptions(&monster.Options{LeaseTTL: 300 * time.Millisecond})
-	m := monster.OpenStore(st, &o)
+	m := monster.New(st, &o)
 	t.Cleanup(func() { _ = m.Close() })
 	var got atomic.Value
 	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
@@ -73,7 +74,7 @@ func TestConsumerRecoversFromAHungLeaseCall(t *testing.T) {
 	t.Cleanup(func() { _ = st.Store.Close() })
 	st.heartbeats.Store(1)
 	handled := runHanging(t, st)
-	eventually(t, "the event handled after the hung heartbeat", handled)
+	monstertest.Eventually(t, "the event handled after the hung heartbeat", handled)
 	require.Equal(t, int64(1), st.hung.Load())
 }
 
@@ -85,7 +86,7 @@ func TestConsumerRecoversFromAHungRegistration(t *testing.T) {
 	t.Cleanup(func() { _ = st.Store.Close() })
 	st.registrations.Store(1)
 	handled := runHanging(t, st)
-	eventually(t, "the event handled after the hung registration", handled)
+	monstertest.Eventually(t, "the event handled after the hung registration", handled)
 	require.Equal(t, int64(1), st.hung.Load())
 }
 
@@ -117,7 +118,7 @@ func TestClaimAnsweredAfterItsLeasesExpiredIsNotUsed(t *testing.T) {
 	st.slow.Store(true)
 	var logged logBuffer
 	o := fastOptions(&monster.Options{LeaseTTL: ttl, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	m := monster.OpenStore(st, &o)
+	m := monster.New(st, &o)
 	t.Cleanup(func() { _ = m.Close() })
 	var got atomic.Int64
 	require.NoError(t, m.Consume("worker", monster.Match("work", func(ctx context.Context, e monster.RawEvent) error {
@@ -127,7 +128,7 @@ func TestClaimAnsweredAfterItsLeasesExpiredIsNotUsed(t *testing.T) {
 	_, err := m.Log(context.Background(), "work", 1)
 	require.NoError(t, err)
 	start(t, m)
-	eventually(t, "the event handled after the late claim", func() bool { return got.Load() == 1 })
+	monstertest.Eventually(t, "the event handled after the late claim", func() bool { return got.Load() == 1 })
 	require.Contains(t, logged.String(), "lease renewal did not complete within the lease TTL")
 	require.NotContains(t, logged.String(), "pausing", "partitions with lapsed leases were installed")
 }

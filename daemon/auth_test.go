@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gomonster/monster/monstertest"
 )
 
 func TestAuthTokensAndScopes(t *testing.T) {
@@ -149,9 +151,9 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	logN(t, b, 3, func(int) string { return "user.signed_up" })
-	eventually(t, "deliveries", 10*time.Second, func() bool { return rcv.acceptedCount() == 3 })
+	monstertest.EventuallyWithin(t, 10*time.Second, "deliveries", func() bool { return rcv.acceptedCount() == 3 })
 	var text string
-	eventually(t, "metrics with the consumer caught up", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "metrics with the consumer caught up", func() bool {
 		status, body := b.call(t, "GET", "/metrics", "", nil)
 		text = string(body)
 		return status == http.StatusOK && strings.Contains(text, `monster_consumer_position{consumer="m1"} 3`)

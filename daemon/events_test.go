@@ -31,7 +31,7 @@ func TestPostEventSingleAndBatch(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("status %d: %s", status, body)
 	}
-	// The answer is lean, as DESIGN §6 has it: id, type, position, time.
+	// The answer is lean, as docs/http-api.md has it: id, type, position, time.
 	if fields := decode[map[string]json.RawMessage](t, body); len(fields) != 4 {
 		t.Errorf("answer %s: want exactly id, type, position and time", body)
 	}

@@ -88,7 +88,7 @@ var (
 
 var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// writeStored answers 201 with the stored events as DESIGN §6 has it: id,
+// writeStored answers 201 with the stored events as docs/http-api.md has it: id,
 // type, position and time of each (the client has the rest), one event as
 // an object, a batch as {"events":[...]}.
 func writeStored(w http.ResponseWriter, stored []Event, batch bool) {

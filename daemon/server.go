@@ -57,7 +57,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	inner, err := monster.OpenStoreURL(ctx, cfg.Store)
+	inner, err := monster.OpenStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		ShutdownTimeout:    time.Duration(cfg.ShutdownTimeout),
 		Verbose:            cfg.Verbose,
 	}
-	m := monster.OpenStore(shared.store(), &opts)
+	m := monster.New(shared.store(), &opts)
 	s := &Server{cfg: cfg, logger: logger, inner: inner, shared: shared, m: m, tokens: toks, stopping: make(chan struct{})}
 	fail := func(err error) (*Server, error) {
 		_ = m.Close()

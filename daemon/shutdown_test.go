@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 )
 
 // TestShutdownFinishesInFlightDeliveries stops the daemon while a webhook
@@ -41,7 +42,7 @@ func TestShutdownFinishesInFlightDeliveries(t *testing.T) {
 	}()
 	// The daemon stops taking requests while the delivery is in flight.
 	probe := &http.Client{Timeout: time.Second}
-	eventually(t, "the listener to close", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "the listener to close", func() bool {
 		resp, err := probe.Get(b.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()

@@ -250,7 +250,7 @@ func (w *webhooks) start(ctx context.Context, name string, spec ConsumerSpec, so
 	}
 	opts := w.opts
 	opts.MemberID = "" // a member of its own
-	m := monster.OpenStore(w.st.store(), &opts)
+	m := monster.New(w.st.store(), &opts)
 	d := newDelivery(name, spec.Webhook.URL, spec.secret(), w.client, w.metrics)
 	var routes []monster.Handler
 	for _, p := range spec.Types {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gomonster/monster/monstertest"
 )
 
 // receiver is a webhook endpoint that fails the first failures deliveries
@@ -89,7 +91,7 @@ func TestWebhookRetriesUntilReceiverRecovers(t *testing.T) {
 		t.Fatalf("PutConsumer: %+v, %v", res, err)
 	}
 	evs := logN(t, b, 10, func(i int) string { return []string{"user.signed_up", "order.placed"}[i%2] })
-	eventually(t, "5 user events delivered", 10*time.Second, func() bool { return rcv.acceptedCount() == 5 })
+	monstertest.EventuallyWithin(t, 10*time.Second, "5 user events delivered", func() bool { return rcv.acceptedCount() == 5 })
 
 	rcv.mu.Lock()
 	for _, e := range evs {
@@ -112,7 +114,7 @@ func TestWebhookRetriesUntilReceiverRecovers(t *testing.T) {
 	}
 	rcv.mu.Unlock()
 
-	eventually(t, "checkpoint past every event", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "checkpoint past every event", func() bool {
 		c, err := b.client.Consumer(ctx, "mailer")
 		return err == nil && c.Position == 10 && c.Lag == 0
 	})
@@ -132,7 +134,7 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	}
 	evs := logN(t, b, 3, func(int) string { return "a.b" })
 	var dls []DeadLetter
-	eventually(t, "3 dead letters", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "3 dead letters", func() bool {
 		var err error
 		dls, err = b.client.DeadLetters(ctx, "audit", 0)
 		return err == nil && len(dls) == 3
@@ -147,8 +149,8 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	if status != 200 || decode[retriedBody](t, body).Retried != 1 {
 		t.Fatalf("retry one: %d %s", status, body)
 	}
-	eventually(t, "retried dead letter delivered", 10*time.Second, func() bool { return rcv.acceptedCount() == 1 })
-	eventually(t, "retried dead letter removed", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "retried dead letter delivered", func() bool { return rcv.acceptedCount() == 1 })
+	monstertest.EventuallyWithin(t, 10*time.Second, "retried dead letter removed", func() bool {
 		dls, err := b.client.DeadLetters(ctx, "audit", 0)
 		return err == nil && len(dls) == 2
 	})
@@ -160,7 +162,7 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	if n, err := b.client.RetryDeadLetters(ctx, "audit"); err != nil || n != 1 {
 		t.Fatalf("retry all: %d, %v", n, err)
 	}
-	eventually(t, "every dead letter handled", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "every dead letter handled", func() bool {
 		dls, err := b.client.DeadLetters(ctx, "audit", 0)
 		return err == nil && len(dls) == 0 && rcv.acceptedCount() == 2
 	})
@@ -199,7 +201,7 @@ func TestWebhookRefusedConnectionIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	logN(t, b, 1, func(int) string { return "a.b" })
-	eventually(t, "dead letter for a refused connection", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "dead letter for a refused connection", func() bool {
 		dls, err := b.client.DeadLetters(ctx, "refused", 0)
 		return err == nil && len(dls) == 1 && dls[0].Attempts == 2 && strings.Contains(dls[0].Error, "refused")
 	})
@@ -216,7 +218,7 @@ func TestConsumerResetAndDelete(t *testing.T) {
 	if _, err := b.client.PutConsumer(ctx, "late", spec); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "consumer registered at the end", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "consumer registered at the end", func() bool {
 		c, err := b.client.Consumer(ctx, "late")
 		return err == nil && c.Position == 4
 	})
@@ -228,11 +230,11 @@ func TestConsumerResetAndDelete(t *testing.T) {
 	if status != 200 || decode[Consumer](t, body).Position != 2 {
 		t.Fatalf("reset: %d %s", status, body)
 	}
-	eventually(t, "events 3 and 4 delivered", 10*time.Second, func() bool { return rcv.acceptedCount() == 2 })
+	monstertest.EventuallyWithin(t, 10*time.Second, "events 3 and 4 delivered", func() bool { return rcv.acceptedCount() == 2 })
 	if err := b.client.ResetConsumer(ctx, "late", "beginning"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "all 4 delivered", 10*time.Second, func() bool { return rcv.acceptedCount() == 4 })
+	monstertest.EventuallyWithin(t, 10*time.Second, "all 4 delivered", func() bool { return rcv.acceptedCount() == 4 })
 	if err := b.client.ResetConsumer(ctx, "late", time.Now().Add(time.Hour).Format(time.RFC3339)); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +309,7 @@ func TestWebhookConsumersFromConfigAndStateFile(t *testing.T) {
 	status, body = b.call(t, "DELETE", "/v1/consumers/from-config", "", nil)
 	wantError(t, status, body, 409, CodeConflict, "configuration file")
 	logN(t, b, 2, func(int) string { return "a.b" })
-	eventually(t, "both consumers delivered", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "both consumers delivered", func() bool {
 		return rcv.acceptedCount() == 2 && rcv2.acceptedCount() == 2
 	})
 	b.stop()
@@ -316,7 +318,7 @@ func TestWebhookConsumersFromConfigAndStateFile(t *testing.T) {
 	// and resumes from the checkpoints.
 	b2 := start(t, cfg, dir)
 	logN(t, b2, 1, func(int) string { return "a.c" })
-	eventually(t, "both consumers resumed", 10*time.Second, func() bool {
+	monstertest.EventuallyWithin(t, 10*time.Second, "both consumers resumed", func() bool {
 		return rcv.acceptedCount() == 3 && rcv2.acceptedCount() == 3
 	})
 	c, err := b2.client.Consumer(ctx, "from-api")

@@ -260,6 +260,17 @@ func TestEventually(t *testing.T) {
 	fake.run(func(tb testing.TB) { monstertest.Eventually(tb, "pigs to fly", func() bool { return false }) })
 	require.True(t, fake.Failed())
 	require.Equal(t, "monstertest: timed out waiting for pigs to fly", fake.output())
+
+	// EventuallyWithin gives up after its own timeout, well before the
+	// test's deadline.
+	short := newFakeTB(t)
+	began := time.Now()
+	short.run(func(tb testing.TB) {
+		monstertest.EventuallyWithin(tb, 20*time.Millisecond, "a short wait", func() bool { return false })
+	})
+	require.True(t, short.Failed())
+	require.Less(t, time.Since(began), monstertest.WaitTimeout, "EventuallyWithin waited for WaitTimeout instead of its own timeout")
+	require.Equal(t, "monstertest: timed out waiting for a short wait", short.output())
 }
 
 func TestOptionsFillsOnlyZeroFields(t *testing.T) {

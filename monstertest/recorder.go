@@ -113,7 +113,7 @@ func (r *Recorder) Reset() {
 func (r *Recorder) Wait(tb testing.TB, n int) []monster.RawEvent {
 	tb.Helper()
 	start := time.Now()
-	timer := time.NewTimer(time.Until(waitDeadline(tb)))
+	timer := time.NewTimer(time.Until(waitDeadline(tb, WaitTimeout)))
 	defer timer.Stop()
 	for {
 		r.mu.Lock()

@@ -25,7 +25,15 @@ const pollEvery = 2 * time.Millisecond
 // awaited, for the failure message.
 func Eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := waitDeadline(tb)
+	EventuallyWithin(tb, WaitTimeout, what, cond)
+}
+
+// EventuallyWithin is Eventually with a timeout of its own instead of
+// WaitTimeout, for waits known to be longer (a server restarting, a lease
+// expiring) or that must be shorter. The test's deadline still caps it.
+func EventuallyWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := waitDeadline(tb, timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("monstertest: timed out waiting for %s", what)
@@ -47,7 +55,7 @@ func Eventually(tb testing.TB, what string, cond func() bool) {
 // would time out reporting that it cannot find it.
 func WaitCaughtUp(tb testing.TB, m *monster.Monster, consumer string) {
 	tb.Helper()
-	deadline := waitDeadline(tb)
+	deadline := waitDeadline(tb, WaitTimeout)
 	for {
 		stats, err := m.ConsumerStats(context.Background(), consumer)
 		if err == nil && stats.Lag == 0 {
@@ -72,9 +80,9 @@ func WaitCaughtUp(tb testing.TB, m *monster.Monster, consumer string) {
 	}
 }
 
-// waitDeadline returns when a wait started now must give up.
-func waitDeadline(tb testing.TB) time.Time {
-	deadline := time.Now().Add(WaitTimeout)
+// waitDeadline returns when a wait of timeout started now must give up.
+func waitDeadline(tb testing.TB, timeout time.Duration) time.Time {
+	deadline := time.Now().Add(timeout)
 	// *testing.T has Deadline; testing.TB does not.
 	if d, ok := tb.(interface{ Deadline() (time.Time, bool) }); ok {
 		if end, ok := d.Deadline(); ok && end.Before(deadline) {

@@ -37,7 +37,7 @@ func (c *MigrateCommand) ParseFlags(ctx context.Context, args []string) error {
 // or a role without the rights); migrate runs the migrations explicitly and
 // says what it found.
 func (c *MigrateCommand) Run(ctx context.Context) error {
-	st, err := monster.OpenStoreURL(ctx, c.store)
+	st, err := monster.OpenStore(ctx, c.store)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,8 @@ func keyInPartition(p, n int) string {
 // reader is inside a Read that started from a cursor ahead of that
 // partition's checkpoint. The events of the partition between its
 // checkpoint and the cursor must still be handled, in order, before the
-// later ones (DESIGN §3.2, 3.3, 3.4).
+// later ones (the guarantees AtLeastOnce, NoSkippedEvents and Order in
+// monster's package documentation).
 func TestClaimDuringRead(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "race.db"), nil)
@@ -146,7 +147,7 @@ func TestClaimDuringRead(t *testing.T) {
 		}
 	}()
 
-	m := monster.OpenStore(rs, &monster.Options{
+	m := monster.New(rs, &monster.Options{
 		Logger: quietLogger, MemberID: live,
 		LeaseTTL: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond, CheckpointInterval: 10 * time.Millisecond,
 	})

@@ -22,7 +22,8 @@ var (
 // different consumers, so each must get every event) on one SQLite file,
 // SIGKILLs them at random moments and restarts them, round after round,
 // while events are logged. Then it runs everything to completion without
-// kills and checks (DESIGN §3.2, 3, 4, 1, 9):
+// kills and checks (the guarantees AtLeastOnce, NoSkippedEvents, Order,
+// Durable and BadInput in monster's package documentation):
 //
 //   - every event whose Log returned nil (the producer journal) is stored,
 //     and was handled at least once by each consumer, as was every other

@@ -3,7 +3,8 @@
 // get killed with SIGKILL at random moments and restarted, and the tests
 // check from the journals the workers write that no acknowledged event was
 // lost, none was invented, and each consumer handled each key's events one
-// at a time and in log order (DESIGN §3, guarantees 2, 3, 4 and 7).
+// at a time and in log order (the guarantees AtLeastOnce, NoSkippedEvents,
+// Order and ScaleOut in monster's package documentation).
 //
 // The harness is a package, not only tests, so that the stores in modules
 // of their own run the same scenarios: a store's module builds its worker

@@ -106,9 +106,10 @@ type ScaleOut struct {
 // RunScaleOut runs one consumer in three worker processes on one store,
 // kills one of them with SIGKILL while the test process logs events, and
 // checks that the survivors take over its partitions within the lease
-// time and that every event is handled, in per-key order, with no two
-// runs of one key overlapping across processes (DESIGN §3.7, 2, 4). The
-// test process must be able to open cfg.Store (import the store's package).
+// time and that every event is handled, in per-key order, with no two runs
+// of one key overlapping across processes (the guarantees ScaleOut,
+// AtLeastOnce and Order in monster's package documentation). The test
+// process must be able to open cfg.Store (import the store's package).
 func RunScaleOut(t *testing.T, cfg ScaleOut) {
 	h := newHarnessWith(t, cfg.Worker)
 	dir := h.dir

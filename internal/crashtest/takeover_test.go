@@ -15,8 +15,9 @@ import (
 // processes of one consumer work through a backlog, one is killed with
 // SIGKILL, and the survivor takes over its partitions while it is still
 // reading the backlog (so the claim lands while its reader is busy, ahead
-// of the dead process's checkpoints). Every event must still be handled,
-// in per-key order (DESIGN §3.2, 3.3, 3.4, 3.7).
+// of the dead process's checkpoints). Every event must still be handled, in
+// per-key order (the guarantees AtLeastOnce, NoSkippedEvents, Order and
+// ScaleOut in monster's package documentation).
 func TestTakeoverDuringBackfill(t *testing.T) {
 	h := newHarness(t)
 	dir := h.dir

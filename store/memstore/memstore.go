@@ -4,7 +4,7 @@
 // survives Close, and it cannot be shared between processes. Because every
 // append takes the same lock, positions become visible in order and the
 // no-skip rule holds trivially. Open it with monster.Open(ctx, "memory://",
-// nil) or pass New() to monster.OpenStore.
+// nil) or pass New() to monster.New.
 package memstore
 
 import (

@@ -38,7 +38,7 @@ func openBenchStore(b *testing.B) store.Store { return openSchemaStore(b, newSch
 // openBenchMonster opens a Monster on schema.
 func openBenchMonster(b *testing.B, schema string) *monster.Monster {
 	b.Helper()
-	m := monster.OpenStore(openSchemaStore(b, schema), &monster.Options{Logger: quietLogger, Output: io.Discard})
+	m := monster.New(openSchemaStore(b, schema), &monster.Options{Logger: quietLogger, Output: io.Discard})
 	b.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -14,7 +14,7 @@
 // or open it directly, with [Options]:
 //
 //	s, err := postgres.Open(ctx, "postgres://app@db.internal/app", &postgres.Options{Schema: "events"})
-//	m := monster.OpenStore(s, nil)
+//	m := monster.New(s, nil)
 //
 // # Schema and migrations
 //

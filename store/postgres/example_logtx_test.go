@@ -24,7 +24,7 @@ func ExampleLogTx() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := monster.OpenStore(s, &monster.Options{
+	m := monster.New(s, &monster.Options{
 		Logger:       slog.New(slog.DiscardHandler),
 		PollInterval: 20 * time.Millisecond,
 	})

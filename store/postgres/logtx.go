@@ -18,7 +18,7 @@ import (
 // tx commits, and is durable when tx.Commit returns.
 //
 // m must be open on a PostgreSQL store ([Store], through monster.Open with
-// a postgres:// URL or monster.OpenStore), and tx a transaction on the
+// a postgres:// URL or monster.New), and tx a transaction on the
 // store's database: from [Store.Pool], or from any pgx connection to the
 // same database, for example the application's own pool:
 //

@@ -71,7 +71,7 @@ func TestLogTxOutcomes(t *testing.T) {
 			_, err := s.Pool().Exec(ctx, "CREATE TABLE "+schema+".orders (id text PRIMARY KEY)")
 			require.NoError(t, err)
 
-			m := monster.OpenStore(s, &monster.Options{
+			m := monster.New(s, &monster.Options{
 				PollInterval: 20 * time.Millisecond,
 				Output:       io.Discard,
 				Logger:       slog.New(slog.DiscardHandler),
@@ -217,7 +217,7 @@ func TestLogTxRefuses(t *testing.T) {
 	require.Error(t, err)
 
 	s := openStore(t, newSchema(t))
-	m := monster.OpenStore(s, &monster.Options{Logger: slog.New(slog.DiscardHandler)})
+	m := monster.New(s, &monster.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer m.Close()
 	_, err = postgres.LogTx(ctx, m, nil, "order.placed", 1)
 	require.ErrorContains(t, err, "nil transaction")

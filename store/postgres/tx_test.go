@@ -132,7 +132,7 @@ func TestLogTx(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := openStore(t, newSchema(t))
-	m := monster.OpenStore(s, nil)
+	m := monster.New(s, nil)
 	t.Cleanup(func() { _ = m.Close() })
 	require.NotNil(t, m.DB())
 

@@ -24,7 +24,7 @@ var Payload200 = func() json.RawMessage {
 // benchMonster opens a Monster with default timings (benchmarks measure
 // what users get) on a fresh store from open.
 func benchMonster(b *testing.B, st store.Store) *monster.Monster {
-	m := monster.OpenStore(st, &monster.Options{Logger: slog.New(slog.DiscardHandler), Output: io.Discard})
+	m := monster.New(st, &monster.Options{Logger: slog.New(slog.DiscardHandler), Output: io.Discard})
 	b.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 )
 
@@ -163,7 +164,7 @@ func (b *bundle) options(o monster.Options) *monster.Options {
 
 // monster opens a Monster on st, closed (with st) when the test ends.
 func (b *bundle) monster(st store.Store, o monster.Options) *monster.Monster {
-	m := monster.OpenStore(st, b.options(o))
+	m := monster.New(st, b.options(o))
 	b.t.Cleanup(func() { _ = m.Close() })
 	return m
 }
@@ -197,23 +198,11 @@ func (b *bundle) consume(m *monster.Monster, name string, h monster.Handler, o *
 }
 
 // eventually waits until cond holds, polling, and fails the test after
-// waitTimeout. It (or eventuallyWithin) is the only way the suite waits.
+// waitTimeout. It (or monstertest.EventuallyWithin, for waits that include
+// a store reconnecting after an outage) is the only way the suite waits.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	eventuallyWithin(t, waitTimeout, what, cond)
-}
-
-// eventuallyWithin is eventually with a deadline of its own, for waits
-// that include a store reconnecting after an outage.
-func eventuallyWithin(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("storetest: timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	monstertest.EventuallyWithin(t, waitTimeout, what, cond)
 }
 
 // receive waits for a value on ch, failing the test after waitTimeout.

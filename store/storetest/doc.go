@@ -41,7 +41,7 @@
 // Run the suite with the race detector: go test -race ./store/mystore.
 // Every test is a parallel subtest, named after what it checks, so one can
 // be run alone with -run, for example
-// -run 'TestConformance/G7_ScaleOut/TakeoverWhileReading'. The suite takes
+// -run 'TestConformance/ScaleOut/TakeoverWhileReading'. The suite takes
 // seconds, not minutes: timings are short (10ms polls, leases of a second
 // or less), no test sleeps in place of waiting for a condition, and every
 // wait has a deadline.
@@ -55,10 +55,11 @@
 // Close, persistence and shared handles. Its ReadNeverSkips test is the
 // no-skip rule of package store under concurrent writers.
 //
-// The groups G1_Durable to G9_BadInput follow the guarantees of the design
-// one by one (durable on return, at-least-once, no skipped events, order,
-// isolation, idempotent logging, scale-out, validation, bad input), with
-// Monsters opened on the store through monster.OpenStore. Store wrappers
+// The other groups follow the guarantees listed in the package
+// documentation of monster one by one, under the same names (Durable,
+// AtLeastOnce, NoSkippedEvents, Order, Isolation, IdempotentLogging,
+// ScaleOut, Validation, BadInput), with
+// Monsters opened on the store through monster.New. Store wrappers
 // stand in for what a test process cannot do for real: a process that
 // crashes (its calls fail, so it neither renews nor releases leases), a
 // checkpoint that never reaches the store, a full disk, a reply lost after

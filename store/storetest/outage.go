@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 )
 
@@ -32,13 +33,13 @@ type Outage struct {
 	LogTimeout time.Duration
 }
 
-// RunOutage checks DESIGN §3 against a database that goes down mid-run and
-// comes back: Log returns a clear "monster: " error while it is
-// unreachable (never a silent drop, never a wait for the database); the
-// consumer pauses and resumes on its own; events that another process
-// logged meanwhile wait for it; the first Log after the outage succeeds;
-// and no acknowledged event or saved checkpoint is lost, nor is any event
-// of a failed Log stored.
+// RunOutage checks the guarantees of monster's package documentation against
+// a database that goes down mid-run and comes back: Log returns a clear
+// "monster: " error while it is unreachable (never a silent drop, never a
+// wait for the database); the consumer pauses and resumes on its own; events
+// that another process logged meanwhile wait for it; the first Log after the
+// outage succeeds; and no acknowledged event or saved checkpoint is lost,
+// nor is any event of a failed Log stored.
 func RunOutage(t *testing.T, o Outage) {
 	t.Helper()
 	ctx := t.Context()
@@ -49,7 +50,7 @@ func RunOutage(t *testing.T, o Outage) {
 	quiet := slog.New(slog.DiscardHandler)
 	truth := o.Direct(t)
 	t.Cleanup(func() { _ = truth.Close() })
-	m := monster.OpenStore(o.ViaProxy, &monster.Options{
+	m := monster.New(o.ViaProxy, &monster.Options{
 		MemberID:           "survivor",
 		PollInterval:       10 * time.Millisecond,
 		LeaseTTL:           time.Second,
@@ -116,7 +117,7 @@ func RunOutage(t *testing.T, o Outage) {
 	// waitTimeout.
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		eventuallyWithin(t, 60*time.Second, what, cond)
+		monstertest.EventuallyWithin(t, 60*time.Second, what, cond)
 	}
 
 	logSome(20)
@@ -145,7 +146,7 @@ func RunOutage(t *testing.T, o Outage) {
 	}
 	// Events logged meanwhile by another process (straight to the
 	// database) wait for the consumer to come back.
-	other := monster.OpenStore(o.Direct(t), &monster.Options{Logger: quiet})
+	other := monster.New(o.Direct(t), &monster.Options{Logger: quiet})
 	t.Cleanup(func() { _ = other.Close() })
 	for i := range 3 {
 		ev, err := other.Log(ctx, "logged.elsewhere", i)

@@ -74,8 +74,9 @@ type Limits struct {
 //   - Store/...: every method of the [store.Store] contract, called directly
 //     with chosen inputs (times, members, expiries), so that the results are
 //     exact.
-//   - G1_Durable/... to G9_BadInput/...: one group per guarantee of the
-//     design, exercised through the real runtime (monster.OpenStore) with
+//   - Durable/..., AtLeastOnce/..., and so on to BadInput/...: one group
+//     per guarantee in the package documentation of monster, named as it
+//     is there, exercised through the real runtime (monster.New) with
 //     fast timings, store wrappers standing in for crashed processes and
 //     broken disks, and concurrent writers.
 //
@@ -162,12 +163,12 @@ func groups() []group {
 			{"Persistence", testPersistence},
 			{"SharedHandles", testSharedHandles},
 		}},
-		{"G1_Durable", []test{
+		{"Durable", []test{
 			{"LogIsCommittedOnReturn", testLogIsCommittedOnReturn},
 			{"LogIsDurableOnReturn", testLogIsDurableOnReturn},
 			{"ConcurrentLogsShareCommits", testConcurrentLogsShareCommits},
 		}},
-		{"G2_AtLeastOnce", []test{
+		{"AtLeastOnce", []test{
 			{"EveryMatchingEventHandled", testEveryMatchingEventHandled},
 			{"CrashBeforeCheckpointRedelivers", testCrashBeforeCheckpointRedelivers},
 			{"CrashWhileHandlingRedelivers", testCrashWhileHandlingRedelivers},
@@ -176,34 +177,34 @@ func groups() []group {
 			{"ResetAfterCheckpointReplays", testResetAfterCheckpointReplays},
 			{"ResetBeforeCheckpointReplays", testResetBeforeCheckpointReplays},
 		}},
-		{"G3_NoSkippedEvents", []test{
+		{"NoSkippedEvents", []test{
 			{"ConsumerTailsConcurrentWriters", testConsumerTailsConcurrentWriters},
 		}},
-		{"G4_Order", []test{
+		{"Order", []test{
 			{"SameKeyInLogOrder", testSameKeyInLogOrder},
 			{"DifferentKeysRunConcurrently", testDifferentKeysRunConcurrently},
 			{"StrictTotalOrder", testStrictTotalOrder},
 		}},
-		{"G5_Isolation", []test{
+		{"Isolation", []test{
 			{"FailuresStayWithTheirEvent", testFailuresStayWithTheirEvent},
 			{"SlowConsumerHoldsNoOne", testSlowConsumerHoldsNoOne},
 			{"RetriesBackOff", testRetriesBackOff},
 			{"DeadLetterRetriedByOperator", testDeadLetterRetriedByOperator},
 		}},
-		{"G6_IdempotentLogging", []test{
+		{"IdempotentLogging", []test{
 			{"RetriedLogStoredOnce", testRetriedLogStoredOnce},
 			{"ConcurrentRetriesStoredOnce", testConcurrentRetriesStoredOnce},
 			{"AmbiguousFailureReported", testAmbiguousFailureReported},
 		}},
-		{"G7_ScaleOut", []test{
+		{"ScaleOut", []test{
 			{"PartitionsSplitAndMoveOnCrash", testPartitionsSplitAndMoveOnCrash},
 			{"TakeoverWhileReading", testTakeoverWhileReading},
 		}},
-		{"G8_Validation", []test{
+		{"Validation", []test{
 			{"DeclaredTypeRejectsBadData", testDeclaredTypeRejectsBadData},
 			{"UndeclaredPolicy", testUndeclaredPolicy},
 		}},
-		{"G9_BadInput", []test{
+		{"BadInput", []test{
 			{"RejectedWithoutCorruption", testRejectedWithoutCorruption},
 			{"LargestEventRoundTrips", testLargestEventRoundTrips},
 			{"OddButValidJSON", testOddButValidJSON},
