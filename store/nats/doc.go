@@ -15,7 +15,7 @@
 // or open it directly, with [Options]:
 //
 //	s, err := nats.Open(ctx, "nats://10.0.0.1:4222", &nats.Options{Prefix: "orders", Replicas: 3})
-//	m := monster.OpenStore(s, nil)
+//	m := monster.New(s, nil)
 //
 // The URL lists one or more servers, with user:password@ or token@ before
 // the first (it applies to all), and these parameters: prefix (see
