@@ -198,6 +198,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	nopts := []natsgo.Option{
 		natsgo.Name("monster"),
 		natsgo.MaxReconnects(-1),
+		// When a node dies, its clients move to another one soon: calls
+		// wait for the reconnection (up to the request timeout).
+		natsgo.ReconnectWait(250*time.Millisecond),
 		natsgo.RetryOnFailedConnect(false),
 	}
 	if deadline, ok := ctx.Deadline(); ok {

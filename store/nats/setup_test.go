@@ -84,11 +84,18 @@ func serverOptions(name, dir string) *server.Options {
 // a URL listing their client ports. tweak, if not nil, changes each node's
 // options before it starts.
 func startServers(n int, tweak func(*server.Options)) ([]*server.Server, string, error) {
+	servers, _, url, err := startNodes(n, tweak)
+	return servers, url, err
+}
+
+// startNodes is startServers that also returns each node's options.
+func startNodes(n int, tweak func(*server.Options)) ([]*server.Server, []*server.Options, string, error) {
 	dir, err := os.MkdirTemp(storeRoot, "servers-")
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	var servers []*server.Server
+	var options []*server.Options
 	var routes []string
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
@@ -100,13 +107,14 @@ func startServers(n int, tweak func(*server.Options)) ([]*server.Server, string,
 		if tweak != nil {
 			tweak(o)
 		}
+		options = append(options, o.Clone())
 		s, err := server.NewServer(o)
 		if err != nil {
-			return servers, "", err
+			return servers, options, "", err
 		}
 		go s.Start()
 		if !s.ReadyForConnections(10 * time.Second) {
-			return servers, "", fmt.Errorf("server %s did not start", name)
+			return servers, options, "", fmt.Errorf("server %s did not start", name)
 		}
 		servers = append(servers, s)
 		if n > 1 {
@@ -122,10 +130,10 @@ func startServers(n int, tweak func(*server.Options)) ([]*server.Server, string,
 			}
 			return servers[0].JetStreamIsClustered()
 		}); err != nil {
-			return servers, "", fmt.Errorf("the cluster's JetStream did not form: %w", err)
+			return servers, options, "", fmt.Errorf("the cluster's JetStream did not form: %w", err)
 		}
 	}
-	return servers, serversURL(servers), nil
+	return servers, options, serversURL(servers), nil
 }
 
 func serversURL(servers []*server.Server) string {

@@ -1,0 +1,187 @@
+package nats_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gomonster/monster"
+	natsstore "github.com/gomonster/monster/store/nats"
+)
+
+// TestLeaderFailover shuts down the events stream's leader while 16
+// producers log and two consumers (each on its own connection, as two
+// processes would be) run on a 3-node cluster with replicas 3: no
+// acknowledged event is lost, every one is handled, the consumers go on
+// after the new leader is elected, and the node restarts and catches up.
+func TestLeaderFailover(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a cluster of its own")
+	}
+	servers, options, url, err := startNodes(3, nil)
+	t.Cleanup(func() {
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	})
+	require.NoError(t, err)
+	url += "?replicas=3"
+	prefix := newPrefix()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := &natsstore.Options{Prefix: prefix, RequestTimeout: 2 * time.Second}
+	quiet := slog.New(slog.DiscardHandler)
+
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var consumers []*monster.Monster
+	for i := range 2 {
+		s, err := natsstore.Open(ctx, url, opts)
+		require.NoError(t, err)
+		m := monster.New(s, &monster.Options{Logger: quiet, PollInterval: 50 * time.Millisecond, LeaseTTL: 3 * time.Second,
+			MemberID: fmt.Sprintf("worker-%d", i)})
+		t.Cleanup(func() { _ = m.Close() })
+		require.NoError(t, m.Consume("audit", monster.Match("load.*", func(_ context.Context, e monster.RawEvent) error {
+			mu.Lock()
+			handled[e.ID]++
+			mu.Unlock()
+			return nil
+		}), &monster.ConsumerOptions{Concurrency: 4}))
+		require.NoError(t, m.Start(ctx))
+		consumers = append(consumers, m)
+	}
+
+	ps, err := natsstore.Open(ctx, url, opts)
+	require.NoError(t, err)
+	producer := monster.New(ps, &monster.Options{Logger: quiet})
+	t.Cleanup(func() { _ = producer.Close() })
+
+	var acked sync.Map
+	var nAcked, nFailed, nAmbiguous atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e, err := producer.Log(ctx, "load.item", map[string]int{"p": p, "i": i}, monster.WithKey(fmt.Sprint(p)))
+				switch {
+				case err == nil:
+					acked.Store(e.ID, true)
+					nAcked.Add(1)
+				case errors.Is(err, monster.ErrAmbiguous):
+					nAmbiguous.Add(1)
+				default:
+					nFailed.Add(1)
+				}
+			}
+		})
+	}
+	waitUntil(t, 30*time.Second, "200 events acknowledged before the failure", func() bool { return nAcked.Load() >= 200 })
+
+	leader := streamLeader(t, ctx, ps, prefix+"_events")
+	var victim int
+	for i, s := range servers {
+		if s.Name() == leader {
+			victim = i
+		}
+	}
+	clusterPort, clientPort := servers[victim].ClusterAddr().Port, servers[victim].Addr().(*net.TCPAddr).Port
+	servers[victim].Shutdown()
+	servers[victim].WaitForShutdown()
+	down := time.Now()
+	before := nAcked.Load()
+	waitUntil(t, 60*time.Second, "200 more events acknowledged after the leader went down", func() bool { return nAcked.Load() >= before+200 })
+	recovered := time.Since(down)
+
+	// The node comes back on its ports and data, and catches up.
+	o := options[victim].Clone()
+	o.Port, o.Cluster.Port = clientPort, clusterPort
+	var routes []string
+	for i, s := range servers {
+		if i != victim {
+			routes = append(routes, "nats-route://"+s.ClusterAddr().String())
+		}
+	}
+	o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	restarted, err := server.NewServer(o)
+	require.NoError(t, err)
+	go restarted.Start()
+	require.True(t, restarted.ReadyForConnections(10*time.Second))
+	servers[victim] = restarted
+	waitUntil(t, 60*time.Second, "100 more events acknowledged after the node restarted", func() bool { return nAcked.Load() >= before+300 })
+	close(stop)
+	wg.Wait()
+
+	// Every acknowledged event is stored and handled.
+	var ids []string
+	acked.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	for _, id := range ids {
+		_, err := ps.EventByID(ctx, id)
+		require.NoError(t, err, "acknowledged event %s", id)
+	}
+	waitUntil(t, 60*time.Second, "every acknowledged event handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			if handled[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitUntil(t, 60*time.Second, "the restarted node to be a current replica", func() bool {
+		info, err := ps.JetStream().Stream(ctx, prefix+"_events")
+		if err != nil {
+			return false
+		}
+		ci := info.CachedInfo().Cluster
+		if ci == nil || len(ci.Replicas) != 2 {
+			return false
+		}
+		for _, r := range ci.Replicas {
+			if !r.Current || r.Offline {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	redelivered := 0
+	for _, n := range handled {
+		redelivered += n - 1
+	}
+	mu.Unlock()
+	t.Logf("acknowledged %d, failed %d, ambiguous %d, handled %d distinct (%d redelivered); new leader serving %v after the shutdown",
+		len(ids), nFailed.Load(), nAmbiguous.Load(), len(handled), redelivered, recovered.Round(time.Millisecond))
+}
+
+func streamLeader(t *testing.T, ctx context.Context, s *natsstore.Store, stream string) string {
+	t.Helper()
+	st, err := s.JetStream().Stream(ctx, stream)
+	require.NoError(t, err)
+	require.NotNil(t, st.CachedInfo().Cluster)
+	return st.CachedInfo().Cluster.Leader
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if err := waitFor(timeout, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
