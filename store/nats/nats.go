@@ -200,7 +200,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		natsgo.MaxReconnects(-1),
 		// When a node dies, its clients move to another one soon: calls
 		// wait for the reconnection (up to the request timeout).
-		natsgo.ReconnectWait(250*time.Millisecond),
+		natsgo.ReconnectWait(250 * time.Millisecond),
 		natsgo.RetryOnFailedConnect(false),
 	}
 	if deadline, ok := ctx.Deadline(); ok {
