@@ -176,8 +176,8 @@ func (s *Store) appendError(ctx context.Context, err error) error {
 	case errors.As(err, &noAck):
 		return store.AmbiguousCommitError("nats", "append", err)
 	case errors.As(err, &ae) && ae.ErrCode == errCodeBatchTooLarge:
-		return fmt.Errorf("monster: nats append: the server refused the batch as too large (%v); raise its jetstream max_batch_size or lower Options.MaxBatchMessages (%d)",
-			err, s.opts.MaxBatchMessages)
+		return store.Errorf(nil, "monster: nats append: the server refused the atomic batch as too large (%v): an event takes 2 messages, 3 with an idempotency key; append fewer events at a time, or raise the servers' jetstream { limits { max_batch_size } }",
+			err)
 	}
 	return store.OpError(ctx, "nats", "append", err)
 }
@@ -214,9 +214,9 @@ func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pendi
 			msgs = append(msgs, idem)
 		}
 	}
-	if len(msgs) > s.opts.MaxBatchMessages {
-		return nil, store.Errorf(nil, "monster: nats append: %d events need %d messages in one atomic batch, over the limit of %d (the server's jetstream max_batch_size, Options.MaxBatchMessages): append fewer at a time",
-			len(pending), len(msgs), s.opts.MaxBatchMessages)
+	if limit := s.opts.MaxBatchMessages; limit > 0 && len(msgs) > limit {
+		return nil, store.Errorf(nil, "monster: nats append: %d events need %d messages in one atomic batch, over the limit of %d (Options.MaxBatchMessages, the servers' max_batch_size): append fewer at a time",
+			len(pending), len(msgs), limit)
 	}
 	batchID := nuid.Next()
 	for j, m := range msgs {

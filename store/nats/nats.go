@@ -36,9 +36,11 @@ const DefaultPrefix = "monster"
 // batch publish, which makes an Append all-or-none, arrived in 2.12.
 const MinServerVersion = "2.12.0"
 
-// DefaultMaxBatchMessages is nats-server's default limit on the messages
-// of one atomic batch (jetstream { limits { max_batch_size } }).
-const DefaultMaxBatchMessages = 1000
+// ServerDefaultMaxBatch is nats-server's default limit on the messages of
+// one atomic batch (jetstream { limits { max_batch_size } }). An Append
+// needs two messages per event, three for an event with an idempotency
+// key, so the default admits Appends of 333 to 500 events.
+const ServerDefaultMaxBatch = 1000
 
 // Options configures Open. A nil *Options means all defaults; a field left
 // zero takes the URL's parameter of the same meaning, else its default.
@@ -63,11 +65,11 @@ type Options struct {
 	// context has no earlier deadline; a publish that times out is reported
 	// as an ambiguous commit. Default: 10s.
 	RequestTimeout time.Duration
-	// MaxBatchMessages is the server's limit on the messages of one atomic
-	// batch (max_batch_size); an Append needs two messages per event and
-	// a third for an event with an idempotency key, and one that needs more
-	// fails before anything is sent. Default: the URL's max_batch
-	// parameter, else [DefaultMaxBatchMessages].
+	// MaxBatchMessages, when set, makes an Append that needs more messages
+	// in its atomic batch fail before anything is sent; set it to the
+	// servers' max_batch_size. Default: the URL's max_batch parameter,
+	// else 0: the server refuses a batch over its limit, which the Append
+	// reports, having stored nothing.
 	MaxBatchMessages int
 	// NATSOptions are passed to nats.Connect after the store's own (TLS,
 	// a custom dialer, ...).
@@ -109,9 +111,6 @@ func (o *Options) withURL(q url.Values) (Options, error) {
 	if out.Replicas == 0 {
 		out.Replicas = 1
 	}
-	if out.MaxBatchMessages == 0 {
-		out.MaxBatchMessages = DefaultMaxBatchMessages
-	}
 	if out.CredentialsFile == "" {
 		out.CredentialsFile = q.Get("creds")
 	}
@@ -123,7 +122,7 @@ func (o *Options) withURL(q url.Values) (Options, error) {
 		return out, fmt.Errorf("monster: nats open: prefix %q must be 1 to 32 letters, digits, '_' and '-'", out.Prefix)
 	case out.Replicas < 1 || out.Replicas > 5:
 		return out, fmt.Errorf("monster: nats open: %d replicas, want 1 to 5", out.Replicas)
-	case out.MaxBatchMessages < 3:
+	case out.MaxBatchMessages != 0 && out.MaxBatchMessages < 3:
 		return out, fmt.Errorf("monster: nats open: MaxBatchMessages %d is below 3 (one event with an idempotency key)", out.MaxBatchMessages)
 	case out.RequestTimeout < time.Millisecond:
 		return out, fmt.Errorf("monster: nats open: RequestTimeout %v is below 1ms", out.RequestTimeout)

@@ -134,24 +134,30 @@ func TestOpenByURL(t *testing.T) {
 	require.Equal(t, prefix, s.Prefix())
 }
 
-// An Append that needs more messages than one atomic batch may hold fails
-// whole, before anything is sent, and says why.
+// An Append that needs more messages than the server lets one atomic batch
+// hold fails whole, and says why; with Options.MaxBatchMessages it fails
+// before anything is sent.
 func TestAppendOverBatchLimit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, single.get(t), newPrefix(), nil)
-	events := make([]store.NewEvent, natsstore.DefaultMaxBatchMessages/2+1)
+	events := make([]store.NewEvent, natsstore.ServerDefaultMaxBatch/2+1)
 	for i := range events {
 		events[i] = store.NewEvent{ID: fmt.Sprintf("bulk-%d", i), Type: "bulk.item", Time: time.Now().UTC(), Data: []byte(`1`)}
 	}
 	_, err := s.Append(ctx, events)
-	require.ErrorContains(t, err, "over the limit of 1000")
+	require.ErrorContains(t, err, "refused the atomic batch as too large")
+	require.ErrorContains(t, err, "1000", "the error names the server's limit")
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Zero(t, head, "nothing is stored")
 
+	limited := openStore(t, single.get(t), s.Prefix(), &natsstore.Options{MaxBatchMessages: 1000})
+	_, err = limited.Append(ctx, events)
+	require.ErrorContains(t, err, "1002 messages in one atomic batch, over the limit of 1000")
+
 	// The largest that fits is stored whole.
-	res, err := s.Append(ctx, events[:natsstore.DefaultMaxBatchMessages/2])
+	res, err := s.Append(ctx, events[:natsstore.ServerDefaultMaxBatch/2])
 	require.NoError(t, err)
 	got, err := s.Read(ctx, store.ReadParams{Limit: 1000})
 	require.NoError(t, err)
