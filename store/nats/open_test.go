@@ -188,3 +188,9 @@ func TestIdempotencyKeyAfterReopen(t *testing.T) {
 	_, err = s.EventByID(ctx, "second")
 	require.True(t, errors.Is(err, store.ErrNotFound), "the duplicate is not stored: %v", err)
 }
+
+func TestReadPathsAgree(t *testing.T) {
+	t.Parallel()
+	natsstore.CompareReadPaths(t, openStore(t, single.get(t), newPrefix(), nil))
+	natsstore.CompareReadPaths(t, openStore(t, cluster.get(t)+"?replicas=3", newPrefix(), nil))
+}
