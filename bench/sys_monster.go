@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/gomonster/monster"
+	_ "github.com/gomonster/monster/store/nats"     // nats:// URLs
 	_ "github.com/gomonster/monster/store/postgres" // postgres:// URLs
 )
 
@@ -26,6 +27,19 @@ func monsterSystems(env *environment) []system {
 			},
 		},
 		{
+			name: "monster-nats", ours: true, competing: true, replay: true,
+			durability: "yes: nats-server embedded with SyncAlways; each Append one atomic batch (one fsync), concurrent Log calls group-committed",
+			notes:      "monster.Open on nats://…?prefix=<fresh>&max_batch=12288, one embedded nats-server (random port, file storage in a temp dir, max_batch_size 12288, max_payload 8 MiB) for the run",
+			smaller:    map[string]int{"replay": 2},
+			open: func(ctx context.Context) (backend, error) {
+				srv, err := startNATSForMonster(env)
+				if err != nil {
+					return nil, err
+				}
+				return &monsterBackend{env: env, nats: srv}, nil
+			},
+		},
+		{
 			name: "monster-postgres", ours: true, competing: true, replay: true,
 			durability: "yes: synchronous_commit=on, one WAL flush per group commit",
 			notes:      "monster.Open on postgres://…?monster_schema=<fresh schema>; default options",
@@ -39,9 +53,16 @@ func monsterSystems(env *environment) []system {
 type monsterBackend struct {
 	env    *environment
 	sqlite bool
+	nats   *natsServer
+	seq    int
 }
 
-func (b *monsterBackend) close() error { return nil }
+func (b *monsterBackend) close() error {
+	if b.nats != nil {
+		return b.nats.close()
+	}
+	return nil
+}
 
 func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error) {
 	l := &monsterLog{env: b.env}
@@ -50,7 +71,10 @@ func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, erro
 		Output: io.Discard,
 	}
 	var target string
-	if b.sqlite {
+	if b.nats != nil {
+		b.seq++
+		target = fmt.Sprintf("%s?prefix=bench%d&max_batch=12288", b.nats.srv.ClientURL(), b.seq)
+	} else if b.sqlite {
 		dir, err := os.MkdirTemp(b.env.tmp, "monster-sqlite-")
 		if err != nil {
 			return nil, err

@@ -181,3 +181,39 @@ func (l *natsLog) consume(ctx context.Context, specs []consumerSpec) (func(conte
 func (l *natsLog) close(ctx context.Context) error {
 	return l.b.js.DeleteStream(ctx, l.name)
 }
+
+// natsServer is an embedded nats-server for the monster-nats system.
+type natsServer struct {
+	srv *server.Server
+	dir string
+}
+
+func startNATSForMonster(env *environment) (*natsServer, error) {
+	dir, err := os.MkdirTemp(env.tmp, "monster-nats-")
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, // never 4222: the machine's own NATS holds it
+		JetStream: true, StoreDir: dir, SyncAlways: true, MaxPayload: 8 << 20,
+		JetStreamLimits: server.JSLimitOpts{MaxBatchSize: 12288},
+		NoLog:           true, NoSigs: true,
+		JetStreamMaxMemory: 1 << 30, JetStreamMaxStore: 20 << 30,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats-server did not start")
+	}
+	return &natsServer{srv: srv, dir: dir}, nil
+}
+
+func (n *natsServer) close() error {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	return os.RemoveAll(n.dir)
+}
