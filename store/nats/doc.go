@@ -179,6 +179,32 @@
 // commits), and it is best effort: a producer that dies between the two
 // leaves the runtime's polling (Options.PollInterval) to find the events.
 //
+// # Performance
+//
+// Figures from the bench program (go run ./bench -systems
+// monster-nats,monster-nats-r3,jetstream-sync -workloads
+// publish-1,publish-64,burn-down-1,latency-1000 -scale 0.3) on a shared
+// 2-core machine, all servers embedded, every write synced:
+//
+//	                      one node      3 nodes, R3   raw JetStream, one node
+//	Log, 1 producer       243/s         778/s         2,421/s (sync publish)
+//	Log, 64 producers     10,397/s      13,126/s      4,576/s (sync publish)
+//	burn-down, 1 worker   195,019/s     103,214/s     155,478/s (pull consumer,
+//	                                                  explicit acks)
+//	latency at 1,000/s    p50 18 ms     p50 6 ms      p50 1 ms
+//	                      p99 55 ms     p99 56 ms     p99 3 ms
+//
+// Reads are as fast as JetStream's own consumers (Read asks for message
+// bodies only and counts positions). Writes are not: on one node,
+// nats-server stages each atomic batch of a file stream with one replica
+// in a file store of its own, created and removed per batch, which costs
+// about 5 ms per Append whatever its size (an atomic batch of one message
+// took 4.7 ms where a plain synced publish took 0.28 ms); on a cluster the
+// batch is staged in memory and an Append of one event takes about 0.75
+// ms. The runtime's group commit makes 64 producers share those costs
+// (2.3× to 2.9× JetStream's synchronous publishes), short of the 10× our
+// stores reach on SQLite and PostgreSQL.
+//
 // # Counts and times
 //
 // CountByType for the whole log reads the stream's count of messages per
