@@ -8,8 +8,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// The command line opens nats:// stores: log, events and types against an
-// embedded JetStream server on a random port.
+// The command line and monster serve open nats:// stores: log, events and
+// types against an embedded JetStream server on a random port, directly
+// and through the daemon.
 func TestNATSStore(t *testing.T) {
 	t.Parallel()
 	srv, err := server.NewServer(&server.Options{
@@ -42,6 +43,19 @@ func TestNATSStore(t *testing.T) {
 	out = mustRun(t, nil, "events", "--store", srv.ClientURL()+"?prefix=cli", "--type", "order.*")
 	if !strings.Contains(out, "order.placed") || strings.Contains(out, "user.signed_up") {
 		t.Errorf("events --store --type order.*:\n%s", out)
+	}
+
+	// monster serve on the same store: an event logged through the daemon
+	// is read back from the store directly.
+	daemonEnv := map[string]string{"MONSTER_SERVER": serve(t, srv.ClientURL()+"?prefix=cli")}
+	mustRun(t, daemonEnv, "log", "invoice.sent", `{"n":3}`)
+	out = mustRun(t, env, "events", "--type", "invoice.*")
+	if !strings.Contains(out, "invoice.sent") {
+		t.Errorf("an event logged through monster serve on nats:// is not in the store:\n%s", out)
+	}
+	out = mustRun(t, daemonEnv, "types")
+	if !strings.Contains(out, "user.signed_up") || !strings.Contains(out, "invoice.sent") {
+		t.Errorf("types through monster serve:\n%s", out)
 	}
 }
 
