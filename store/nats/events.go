@@ -31,6 +31,10 @@ const (
 	hdrNumPending    = "Nats-Num-Pending" // in a batched direct get's end of batch
 )
 
+// batchHeaderRoom is what an event's message carries besides its envelope:
+// the batch's headers, with room to spare.
+const batchHeaderRoom = 256
+
 // appendAttempts bounds the retries of an Append whose batch the server
 // turned away without storing it: a batch that lost to a concurrent one
 // on an idempotency key, or one beyond the server's limit of batches in
@@ -196,11 +200,18 @@ func storedEvent(e *store.NewEvent, position int64) store.Event {
 func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pending []int) ([]int64, error) {
 	var msgs []*natsgo.Msg
 	offsets := make([]int, len(pending)) // of each event in the batch
+	maxPayload := s.nc.MaxPayload()
 	for k, i := range pending {
 		e := &events[i]
 		offsets[k] = len(msgs)
 		ev := natsgo.NewMsg(s.names.eventSubj + e.Type)
 		ev.Data = encodeEnvelope(e)
+		// The client would refuse it too, in words that do not say which
+		// event or which setting.
+		if size := int64(len(ev.Data)) + batchHeaderRoom; maxPayload > 0 && size > maxPayload {
+			return nil, store.Errorf(nil, "monster: nats append: event %q of type %q takes %d bytes, over the servers' max_payload of %d: raise max_payload (8MB suits the runtime's 1 MiB events)",
+				e.ID, e.Type, size, maxPayload)
+		}
 		id := natsgo.NewMsg(s.names.idSubj + token(e.ID))
 		id.Data = []byte("1") // the event is 1 message before
 		// An ID is stored once: the batch fails if the ID's marker exists.

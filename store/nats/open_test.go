@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -193,4 +194,29 @@ func TestReadPathsAgree(t *testing.T) {
 	t.Parallel()
 	natsstore.CompareReadPaths(t, openStore(t, single.get(t), newPrefix(), nil))
 	natsstore.CompareReadPaths(t, openStore(t, cluster.get(t)+"?replicas=3", newPrefix(), nil))
+}
+
+// An event over the server's max_payload is refused with an error naming
+// the event and the setting, and nothing of its Append is stored.
+func TestAppendOverMaxPayload(t *testing.T) {
+	t.Parallel()
+	servers, url, err := startServers(1, func(o *server.Options) { o.MaxPayload = 64 << 10 })
+	t.Cleanup(func() {
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	})
+	require.NoError(t, err)
+	s := openStore(t, url, newPrefix(), nil)
+	ctx := context.Background()
+	events := []store.NewEvent{
+		{ID: "small", Type: "blob.small", Time: time.Now().UTC(), Data: []byte(`1`)},
+		{ID: "large", Type: "blob.large", Time: time.Now().UTC(), Data: []byte(`"` + strings.Repeat("x", 64<<10) + `"`)},
+	}
+	_, err = s.Append(ctx, events)
+	require.ErrorContains(t, err, `event "large" of type "blob.large"`)
+	require.ErrorContains(t, err, "max_payload of 65536")
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+	require.Zero(t, head)
 }
