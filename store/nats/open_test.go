@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -219,4 +220,38 @@ func TestAppendOverMaxPayload(t *testing.T) {
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Zero(t, head)
+}
+
+// A server older than MinServerVersion is refused, naming both versions.
+// The old server is a fake that speaks enough of the protocol to connect:
+// it announces itself as the Debian package's 2.9.10.
+func TestOpenRefusesOldServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = fmt.Fprintf(c, "INFO {\"server_id\":\"old\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":1048576}\r\n")
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(line, "PING") {
+						_, _ = c.Write([]byte("PONG\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	err = openErr(t, "nats://"+ln.Addr().String(), nil)
+	require.ErrorContains(t, err, "nats-server 2.9.10 is older than 2.12.0")
 }
