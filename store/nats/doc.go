@@ -182,17 +182,17 @@
 // # Performance
 //
 // Figures from the bench program (go run ./bench -systems
-// monster-nats,monster-nats-r3,jetstream-sync -workloads
-// publish-1,publish-64,burn-down-1,latency-1000 -scale 0.3) on a shared
-// 2-core machine, all servers embedded, every write synced:
+// monster-nats,monster-nats-r3,jetstream-sync -workloads ...), several runs
+// on a shared 2-core machine whose disk sync latency varies from run to
+// run; all servers embedded, every write synced; ranges over the runs:
 //
-//	                      one node      3 nodes, R3   raw JetStream, one node
-//	Log, 1 producer       243/s         778/s         2,421/s (sync publish)
-//	Log, 64 producers     10,397/s      13,126/s      4,576/s (sync publish)
-//	burn-down, 1 worker   195,019/s     103,214/s     155,478/s (pull consumer,
-//	                                                  explicit acks)
-//	latency at 1,000/s    p50 18 ms     p50 6 ms      p50 1 ms
-//	                      p99 55 ms     p99 56 ms     p99 3 ms
+//	                     one node          3 nodes, R3       raw JetStream, one node
+//	Log, 1 producer      223-243/s         778-918/s         1,798-2,421/s (sync publish)
+//	Log, 64 producers    9,287-12,788/s    9,386-22,523/s    1,927-5,815/s (sync publish)
+//	burn-down, 100,000   184,000-191,000/s 149,000-154,000/s 154,000-175,000/s (pull
+//	  events, 1 worker                                       consumer, explicit acks)
+//	latency at 1,000/s   p50 13 ms         p50 4.3 ms        p50 0.9-2.4 ms
+//	  (Log to handler)   p99 55-64 ms      p99 18-20 ms      p99 2.4-66 ms
 //
 // Reads are as fast as JetStream's own consumers (Read asks for message
 // bodies only and counts positions). Writes are not: on one node,
@@ -201,9 +201,11 @@
 // about 5 ms per Append whatever its size (an atomic batch of one message
 // took 4.7 ms where a plain synced publish took 0.28 ms); on a cluster the
 // batch is staged in memory and an Append of one event takes about 0.75
-// ms. The runtime's group commit makes 64 producers share those costs
-// (2.3× to 2.9× JetStream's synchronous publishes), short of the 10× our
-// stores reach on SQLite and PostgreSQL.
+// ms. The runtime's group commit makes 64 producers share those costs,
+// 2× to 5× JetStream's synchronous publishes, short of the 10× our SQLite
+// and PostgreSQL stores reach. Appends use a connection of their own, so
+// that reads and consumers' updates never queue behind a batch being
+// staged.
 //
 // # Counts and times
 //

@@ -142,7 +142,7 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 		}
 	}
 	// Wake consumers in other processes (store.Notifier); best effort.
-	_ = s.nc.Publish(s.names.wakeSubject, nil)
+	_ = s.appendConn.Publish(s.names.wakeSubject, nil)
 	return results, nil
 }
 
@@ -200,7 +200,7 @@ func storedEvent(e *store.NewEvent, position int64) store.Event {
 func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pending []int) ([]int64, error) {
 	var msgs []*natsgo.Msg
 	offsets := make([]int, len(pending)) // of each event in the batch
-	maxPayload := s.nc.MaxPayload()
+	maxPayload := s.appendConn.MaxPayload()
 	for k, i := range pending {
 		e := &events[i]
 		offsets[k] = len(msgs)
@@ -238,14 +238,14 @@ func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pendi
 	last := msgs[len(msgs)-1]
 	last.Header.Set(hdrBatchCommit, "1")
 	for _, m := range msgs[:len(msgs)-1] {
-		if err := s.nc.PublishMsg(m); err != nil {
+		if err := s.appendConn.PublishMsg(m); err != nil {
 			return nil, err // no commit sent: the server drops the batch
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ack, err := s.request(ctx, last)
+	ack, err := s.request(ctx, s.appendConn, last)
 	if err != nil {
 		return nil, err
 	}

@@ -101,12 +101,12 @@ type errNoAck struct{ err error }
 func (e *errNoAck) Error() string { return e.err.Error() }
 func (e *errNoAck) Unwrap() error { return e.err }
 
-// request sends msg and decodes the PubAck. An error of type *errNoAck
-// means the outcome is unknown.
-func (s *Store) request(ctx context.Context, msg *natsgo.Msg) (pubAck, error) {
+// request sends msg on nc and decodes the PubAck. An error of type
+// *errNoAck means the outcome is unknown.
+func (s *Store) request(ctx context.Context, nc *natsgo.Conn, msg *natsgo.Msg) (pubAck, error) {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	reply, err := s.nc.RequestMsgWithContext(ctx, msg)
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if errors.Is(err, natsgo.ErrNoResponders) {
 			// Nobody received it: nothing was stored.
@@ -131,7 +131,7 @@ func (s *Store) publishCAS(ctx context.Context, subject string, data []byte, exp
 	msg := natsgo.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(expect, 10))
-	ack, err := s.request(ctx, msg)
+	ack, err := s.request(ctx, s.nc, msg)
 	return ack.Seq, err
 }
 
@@ -140,6 +140,6 @@ func (s *Store) publishCAS(ctx context.Context, subject string, data []byte, exp
 func (s *Store) publish(ctx context.Context, subject string, data []byte) error {
 	msg := natsgo.NewMsg(subject)
 	msg.Data = data
-	_, err := s.request(ctx, msg)
+	_, err := s.request(ctx, s.nc, msg)
 	return err
 }

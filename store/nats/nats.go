@@ -133,7 +133,13 @@ func (o *Options) withURL(q url.Values) (Options, error) {
 // Store is a Monster store in NATS JetStream. It implements [store.Store]
 // and [store.Notifier]; see the package documentation.
 type Store struct {
-	nc      *natsgo.Conn
+	nc *natsgo.Conn
+	// appendConn carries Appends' batches, apart from reads and consumer
+	// updates: the server handles a connection's messages one after
+	// another, and on one node it stages each atomic batch for a few
+	// milliseconds; on the same connection a consumer's read waited
+	// behind every batch.
+	appendConn *natsgo.Conn
 	js      jetstream.JetStream
 	opts    Options
 	servers string // for error messages, without credentials
@@ -217,6 +223,11 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if err := s.setup(ctx); err != nil {
 		nc.Close()
 		return nil, err
+	}
+	s.appendConn, err = natsgo.Connect(strings.Join(servers, ","), append(nopts, natsgo.Name("monster-append"))...)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("monster: nats open %s: cannot connect: %w", redacted, err)
 	}
 	return s, nil
 }
@@ -445,6 +456,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return store.ClosedError("nats", "close")
 	}
+	s.appendConn.Close()
 	s.nc.Close()
 	return nil
 }
