@@ -140,10 +140,10 @@ type Store struct {
 	// milliseconds; on the same connection a consumer's read waited
 	// behind every batch.
 	appendConn *natsgo.Conn
-	js      jetstream.JetStream
-	opts    Options
-	servers string // for error messages, without credentials
-	names   names
+	js         jetstream.JetStream
+	opts       Options
+	servers    string // for error messages, without credentials
+	names      names
 	// replicated is set when the events stream has more than one replica:
 	// reads served by a follower are then checked with the leader.
 	replicated bool
