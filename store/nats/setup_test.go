@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/gomonster/monster/internal/crashtest"
 	"github.com/gomonster/monster/store"
 	natsstore "github.com/gomonster/monster/store/nats"
 )
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	storeRoot = dir
 	code := m.Run()
+	crashtest.RemoveWorkers()
 	single.shutdown()
 	cluster.shutdown()
 	_ = os.RemoveAll(dir)
