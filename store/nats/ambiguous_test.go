@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gomonster/monster/monstertest"
 	"github.com/gomonster/monster/store"
 	natsstore "github.com/gomonster/monster/store/nats"
 )
@@ -101,7 +102,7 @@ func TestAmbiguousCommit(t *testing.T) {
 	proxy.cut()
 	ev.ID = "pay-1-try-2"
 	var res []store.AppendResult
-	waitUntil(t, 20*time.Second, "the retried append to succeed after reconnecting", func() bool {
+	monstertest.EventuallyWithin(t, 20*time.Second, "the retried append to succeed after reconnecting", func() bool {
 		res, err = s.Append(ctx, []store.NewEvent{ev})
 		return err == nil
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gomonster/monster"
+	"github.com/gomonster/monster/monstertest"
 	natsstore "github.com/gomonster/monster/store/nats"
 )
 
@@ -92,7 +93,7 @@ func TestLeaderFailover(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, 30*time.Second, "200 events acknowledged before the failure", func() bool { return nAcked.Load() >= 200 })
+	monstertest.EventuallyWithin(t, 30*time.Second, "200 events acknowledged before the failure", func() bool { return nAcked.Load() >= 200 })
 
 	leader := streamLeader(t, ctx, ps, prefix+"_events")
 	var victim int
@@ -106,7 +107,7 @@ func TestLeaderFailover(t *testing.T) {
 	servers[victim].WaitForShutdown()
 	down := time.Now()
 	before := nAcked.Load()
-	waitUntil(t, 60*time.Second, "200 more events acknowledged after the leader went down", func() bool { return nAcked.Load() >= before+200 })
+	monstertest.EventuallyWithin(t, 60*time.Second, "200 more events acknowledged after the leader went down", func() bool { return nAcked.Load() >= before+200 })
 	recovered := time.Since(down)
 
 	// The node comes back on its ports and data, and catches up.
@@ -124,7 +125,7 @@ func TestLeaderFailover(t *testing.T) {
 	go restarted.Start()
 	require.True(t, restarted.ReadyForConnections(10*time.Second))
 	servers[victim] = restarted
-	waitUntil(t, 60*time.Second, "100 more events acknowledged after the node restarted", func() bool { return nAcked.Load() >= before+300 })
+	monstertest.EventuallyWithin(t, 60*time.Second, "100 more events acknowledged after the node restarted", func() bool { return nAcked.Load() >= before+300 })
 	close(stop)
 	wg.Wait()
 
@@ -135,7 +136,7 @@ func TestLeaderFailover(t *testing.T) {
 		_, err := ps.EventByID(ctx, id)
 		require.NoError(t, err, "acknowledged event %s", id)
 	}
-	waitUntil(t, 60*time.Second, "every acknowledged event handled", func() bool {
+	monstertest.EventuallyWithin(t, 60*time.Second, "every acknowledged event handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, id := range ids {
@@ -145,7 +146,7 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return true
 	})
-	waitUntil(t, 60*time.Second, "the restarted node to be a current replica", func() bool {
+	monstertest.EventuallyWithin(t, 60*time.Second, "the restarted node to be a current replica", func() bool {
 		info, err := ps.JetStream().Stream(ctx, prefix+"_events")
 		if err != nil {
 			return false
@@ -177,11 +178,4 @@ func streamLeader(t *testing.T, ctx context.Context, s *natsstore.Store, stream 
 	require.NoError(t, err)
 	require.NotNil(t, st.CachedInfo().Cluster)
 	return st.CachedInfo().Cluster.Leader
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if err := waitFor(timeout, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }
