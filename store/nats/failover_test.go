@@ -109,6 +109,17 @@ func TestLeaderFailover(t *testing.T) {
 	before := nAcked.Load()
 	monstertest.EventuallyWithin(t, 60*time.Second, "200 more events acknowledged after the leader went down", func() bool { return nAcked.Load() >= before+200 })
 	recovered := time.Since(down)
+	// Consumers resume: an event logged now is handled within seconds of
+	// the shutdown.
+	probe, err := producer.Log(ctx, "load.probe", map[string]int{"probe": 1})
+	require.NoError(t, err)
+	monstertest.EventuallyWithin(t, 10*time.Second, "an event logged after the failover to be handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled[probe.ID] > 0
+	})
+	resumed := time.Since(down)
+	acked.Store(probe.ID, true)
 
 	// The node comes back on its ports and data, and catches up.
 	o := options[victim].Clone()
@@ -168,8 +179,8 @@ func TestLeaderFailover(t *testing.T) {
 		redelivered += n - 1
 	}
 	mu.Unlock()
-	t.Logf("acknowledged %d, failed %d, ambiguous %d, handled %d distinct (%d redelivered); new leader serving %v after the shutdown",
-		len(ids), nFailed.Load(), nAmbiguous.Load(), len(handled), redelivered, recovered.Round(time.Millisecond))
+	t.Logf("acknowledged %d, failed %d, ambiguous %d, handled %d distinct (%d redelivered); 200 more acknowledged %v after the leader's shutdown, a new event handled %v after it",
+		len(ids), nFailed.Load(), nAmbiguous.Load(), len(handled), redelivered, recovered.Round(time.Millisecond), resumed.Round(time.Millisecond))
 }
 
 func streamLeader(t *testing.T, ctx context.Context, s *natsstore.Store, stream string) string {
