@@ -2,7 +2,6 @@ package nats_test
 
 import (
 	"context"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -21,8 +20,11 @@ import (
 // server's bytes to the client while the client's still reach the server:
 // a connection lost after a commit was sent, as the client sees it.
 type replyDropper struct {
-	ln    net.Listener
-	drop  atomic.Bool
+	ln   net.Listener
+	drop atomic.Bool
+	// only, if set, limits the dropping to connections whose CONNECT
+	// names this client.
+	only  string
 	mu    sync.Mutex
 	conns []net.Conn
 }
@@ -46,12 +48,31 @@ func newReplyDropper(t *testing.T, target string) *replyDropper {
 			p.mu.Lock()
 			p.conns = append(p.conns, client, srv)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(srv, client) }()
+			var named atomic.Bool
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := client.Read(buf)
+					if n > 0 {
+						if p.only != "" && strings.Contains(string(buf[:n]), `"name":"`+p.only+`"`) {
+							named.Store(true)
+						}
+						if _, werr := srv.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						_ = srv.Close()
+						return
+					}
+				}
+			}()
 			go func() {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := srv.Read(buf)
-					if n > 0 && !p.drop.Load() {
+					dropping := p.drop.Load() && (p.only == "" || named.Load())
+					if n > 0 && !dropping {
 						if _, werr := client.Write(buf[:n]); werr != nil {
 							return
 						}
@@ -109,4 +130,34 @@ func TestAmbiguousCommit(t *testing.T) {
 	require.True(t, res[0].Duplicate)
 	require.Equal(t, stored.Position, res[0].Event.Position)
 	require.Equal(t, "pay-1-try-1", res[0].Event.ID)
+}
+
+// When only the append connection loses the acknowledgement, the store
+// finds the batch committed (its first event's ID marker is stored) and
+// the Append succeeds, with the events' positions.
+func TestLostAcknowledgementResolved(t *testing.T) {
+	t.Parallel()
+	url := single.get(t)
+	proxy := newReplyDropper(t, strings.TrimPrefix(url, "nats://"))
+	proxy.only = "monster-append"
+	prefix := newPrefix()
+	s := openStore(t, "nats://"+proxy.ln.Addr().String(), prefix, &natsstore.Options{RequestTimeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	before, err := s.Append(ctx, []store.NewEvent{{ID: "first", Type: "a.b", Time: time.Now().UTC(), Data: []byte(`0`)}})
+	require.NoError(t, err)
+
+	proxy.drop.Store(true)
+	events := []store.NewEvent{
+		{ID: "x1", Type: "a.b", Time: time.Now().UTC(), Data: []byte(`1`), IdempotencyKey: "k1"},
+		{ID: "x2", Type: "a.c", Time: time.Now().UTC(), Data: []byte(`2`)},
+	}
+	res, err := s.Append(ctx, events)
+	require.NoError(t, err, "the batch was committed; the store must find it")
+	read, err := s.Read(ctx, store.ReadParams{After: before[0].Event.Position, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, read, 2)
+	for i := range read {
+		require.Equal(t, read[i].Position, res[i].Event.Position, "event %d's position", i)
+		require.Equal(t, read[i].ID, res[i].Event.ID)
+	}
 }

@@ -173,15 +173,15 @@ func (s *Store) info(ctx context.Context, d consumerDoc) (store.ConsumerInfo, er
 // deadLetterCount counts the consumer's dead letters from the stream's
 // count of messages per subject (one per dead letter).
 func (s *Store) deadLetterCount(ctx context.Context, consumer string) (int64, error) {
-	ctx, cancel := s.callContext(ctx)
+	c, cancel := s.callContext(ctx)
 	defer cancel()
-	st, err := s.js.Stream(ctx, s.names.state)
+	st, err := s.js.Stream(c, s.names.state)
 	if err != nil {
-		return 0, err
+		return 0, callError(c, err)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.deadPrefix(consumer)+">"))
+	info, err := st.Info(c, jetstream.WithSubjectFilter(s.deadPrefix(consumer)+">"))
 	if err != nil {
-		return 0, err
+		return 0, callError(c, err)
 	}
 	return int64(len(info.State.Subjects)), nil
 }
@@ -294,13 +294,13 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 }
 
 func (s *Store) purge(ctx context.Context, subject string) error {
-	ctx, cancel := s.callContext(ctx)
+	c, cancel := s.callContext(ctx)
 	defer cancel()
-	st, err := s.js.Stream(ctx, s.names.state)
+	st, err := s.js.Stream(c, s.names.state)
 	if err != nil {
-		return err
+		return callError(c, err)
 	}
-	return st.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	return callError(c, st.Purge(c, jetstream.WithPurgeSubject(subject)))
 }
 
 // Heartbeat implements store.Store: the members live in the consumer's

@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,12 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 			break
 		}
 		positions, err := s.publishBatch(ctx, events, pending)
+		if noAck := (*errNoAck)(nil); errors.As(err, &noAck) {
+			// The acknowledgement was lost; the batch may be stored.
+			if found, ok := s.committedAnyway(ctx, events, pending); ok {
+				positions, err = found, nil
+			}
+		}
 		if err == nil {
 			for k, i := range pending {
 				results[i] = store.AppendResult{Event: storedEvent(&events[i], positions[k])}
@@ -152,6 +159,32 @@ func (s *Store) Append(ctx context.Context, events []store.NewEvent) ([]store.Ap
 func isBatchTurnedAway(err error) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && (ae.ErrCode == 10210 || ae.ErrCode == 10176)
+}
+
+// committedAnyway finds out whether a batch whose acknowledgement was
+// lost was committed: the batch is atomic, so it was if its first event's
+// ID marker is stored, and then its positions follow from the marker's.
+// ok is false when the batch is not found (it may still be committing) or
+// the store cannot tell: the outcome stays unknown.
+func (s *Store) committedAnyway(ctx context.Context, events []store.NewEvent, pending []int) ([]int64, bool) {
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	first := events[pending[0]]
+	ev, err := s.eventByMarker(ctx, s.names.idSubj+token(first.ID))
+	if err != nil || ev.ID != first.ID || !bytes.Equal(ev.Data, first.Data) || !ev.Time.Equal(first.Time) {
+		return nil, false
+	}
+	positions := make([]int64, len(pending))
+	offset := int64(0)
+	for k, i := range pending {
+		positions[k] = ev.Position + offset
+		offset += 2
+		if events[i].IdempotencyKey != "" {
+			offset++
+		}
+	}
+	return positions, true
 }
 
 // checkNewIDs fails if the ID of one of events[pending] is stored.
@@ -389,6 +422,18 @@ func (s *Store) Read(ctx context.Context, p store.ReadParams) ([]store.Event, er
 func (s *Store) directBatch(ctx context.Context, seq uint64, limit int, out []store.Event) ([]store.Event, uint64, bool, error) {
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
+	var next uint64
+	var more bool
+	start := len(out)
+	err := s.retryRead(ctx, func(attempt context.Context) error {
+		var err error
+		out, next, more, err = s.directBatchOnce(attempt, seq, limit, out[:start])
+		return err
+	})
+	return out, next, more, callError(ctx, err)
+}
+
+func (s *Store) directBatchOnce(ctx context.Context, seq uint64, limit int, out []store.Event) ([]store.Event, uint64, bool, error) {
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -462,7 +507,7 @@ func (s *Store) directBatchWithHeaders(ctx context.Context, seq uint64, limit in
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return out, seq, false, err
+			return out, seq, false, callError(ctx, err)
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
@@ -539,15 +584,15 @@ func (s *Store) CountByType(ctx context.Context, after int64) (map[string]int64,
 	}
 	counts := map[string]int64{}
 	if after <= 0 {
-		ctx, cancel := s.callContext(ctx)
+		c, cancel := s.callContext(ctx)
 		defer cancel()
-		st, err := s.js.Stream(ctx, s.names.events)
+		st, err := s.js.Stream(c, s.names.events)
 		if err != nil {
-			return nil, store.OpError(ctx, "nats", "count by type", err)
+			return nil, store.OpError(ctx, "nats", "count by type", callError(c, err))
 		}
-		info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.names.eventSubj+">"))
+		info, err := st.Info(c, jetstream.WithSubjectFilter(s.names.eventSubj+">"))
 		if err != nil {
-			return nil, store.OpError(ctx, "nats", "count by type", err)
+			return nil, store.OpError(ctx, "nats", "count by type", callError(c, err))
 		}
 		for subj, n := range info.State.Subjects {
 			counts[strings.TrimPrefix(subj, s.names.eventSubj)] = int64(n)

@@ -67,9 +67,14 @@ func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest)
 	body, _ := json.Marshal(req)
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	var reply *natsgo.Msg
+	err := s.retryRead(ctx, func(attempt context.Context) error {
+		var err error
+		reply, err = s.nc.RequestWithContext(attempt, "$JS.API.STREAM.MSG.GET."+stream, body)
+		return err
+	})
 	if err != nil {
-		return storedMsg{}, err
+		return storedMsg{}, callError(ctx, err)
 	}
 	var resp struct {
 		Error   *apiError  `json:"error"`
@@ -85,6 +90,26 @@ func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest)
 		return storedMsg{}, errors.New("empty message get response")
 	}
 	return *resp.Message, nil
+}
+
+// readAttempt bounds one attempt of a read. A request that reached a
+// server as it went down, or a stream between leaders, gets no answer at
+// all; a read asks again, so that consumers go on soon after a new leader
+// is elected instead of after the whole request timeout.
+const readAttempt = 500 * time.Millisecond
+
+// retryRead runs read with a context of its own bounded by readAttempt,
+// again while the attempt timed out and ctx allows.
+func (s *Store) retryRead(ctx context.Context, read func(attempt context.Context) error) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, readAttempt)
+		err := read(attempt)
+		timedOut := attempt.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil || !timedOut {
+			return err
+		}
+	}
 }
 
 // pubAck is JetStream's answer to a publish.
@@ -104,7 +129,11 @@ func (e *errNoAck) Unwrap() error { return e.err }
 // request sends msg on nc and decodes the PubAck. An error of type
 // *errNoAck means the outcome is unknown.
 func (s *Store) request(ctx context.Context, nc *natsgo.Conn, msg *natsgo.Msg) (pubAck, error) {
-	ctx, cancel := s.callContext(ctx)
+	w := s.readLoss
+	if nc == s.appendConn {
+		w = s.appendLoss
+	}
+	ctx, cancel := s.callContextOn(ctx, w)
 	defer cancel()
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
@@ -112,7 +141,7 @@ func (s *Store) request(ctx context.Context, nc *natsgo.Conn, msg *natsgo.Msg) (
 			// Nobody received it: nothing was stored.
 			return pubAck{}, fmt.Errorf("no stream or no JetStream leader answers for subject %q: %w", msg.Subject, err)
 		}
-		return pubAck{}, &errNoAck{err}
+		return pubAck{}, &errNoAck{callError(ctx, err)}
 	}
 	var ack pubAck
 	if err := json.Unmarshal(reply.Data, &ack); err != nil {

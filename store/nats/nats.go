@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +73,9 @@ type Options struct {
 	// reports, having stored nothing.
 	MaxBatchMessages int
 	// NATSOptions are passed to nats.Connect after the store's own (TLS,
-	// a custom dialer, ...).
+	// a custom dialer, ...), except that the store keeps its own
+	// DisconnectErrHandler, which ends the calls waiting on a connection
+	// that dropped.
 	NATSOptions []natsgo.Option
 }
 
@@ -143,6 +146,8 @@ type Store struct {
 	js         jetstream.JetStream
 	opts       Options
 	servers    string // for error messages, without credentials
+	readLoss   *lossWatch
+	appendLoss *lossWatch
 	names      names
 	// replicated is set when the events stream has more than one replica:
 	// reads served by a follower are then checked with the leader.
@@ -215,16 +220,20 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		nopts = append(nopts, natsgo.UserCredentials(o.CredentialsFile))
 	}
 	nopts = append(nopts, o.NATSOptions...)
-	nc, err := natsgo.Connect(strings.Join(servers, ","), nopts...)
+	s := &Store{opts: o, servers: redacted, names: newNames(o.Prefix), readLoss: newLossWatch(), appendLoss: newLossWatch()}
+	onLoss := func(w *lossWatch) natsgo.Option {
+		return natsgo.DisconnectErrHandler(func(*natsgo.Conn, error) { w.lost() })
+	}
+	nc, err := natsgo.Connect(strings.Join(servers, ","), append(nopts, onLoss(s.readLoss))...)
 	if err != nil {
 		return nil, fmt.Errorf("monster: nats open %s: cannot connect: %w", redacted, err)
 	}
-	s := &Store{nc: nc, opts: o, servers: redacted, names: newNames(o.Prefix)}
+	s.nc = nc
 	if err := s.setup(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	s.appendConn, err = natsgo.Connect(strings.Join(servers, ","), append(nopts, natsgo.Name("monster-append"))...)
+	s.appendConn, err = natsgo.Connect(strings.Join(servers, ","), append(nopts, natsgo.Name("monster-append"), onLoss(s.appendLoss))...)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("monster: nats open %s: cannot connect: %w", redacted, err)
@@ -432,12 +441,65 @@ func (s *Store) Prefix() string { return s.names.prefix }
 // Conn returns the store's NATS connection, for tests and tools.
 func (s *Store) Conn() *natsgo.Conn { return s.nc }
 
-// callContext bounds ctx by the request timeout.
+// errConnectionLost ends the calls in flight on a connection that drops:
+// their answers will never come, and waiting for the request timeout
+// stalled consumers for that long when a node died.
+var errConnectionLost = errors.New("connection to the NATS server lost")
+
+// lossWatch gives each call a context that is cancelled if its connection
+// drops while the call waits.
+type lossWatch struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newLossWatch() *lossWatch {
+	w := &lossWatch{}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w
+}
+
+// lost ends the calls waiting on the connection.
+func (w *lossWatch) lost() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cancel()
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+}
+
+func (w *lossWatch) current() context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ctx
+}
+
+// callContext bounds ctx by the request timeout, and ends it if the
+// store's main connection drops.
 func (s *Store) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return s.callContextOn(ctx, s.readLoss)
+}
+
+func (s *Store) callContextOn(ctx context.Context, w *lossWatch) (context.Context, context.CancelFunc) {
+	var c context.Context
+	var cancel context.CancelFunc
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < s.opts.RequestTimeout {
-		return context.WithCancel(ctx)
+		c, cancel = context.WithCancel(ctx)
+	} else {
+		c, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
 	}
-	return context.WithTimeout(ctx, s.opts.RequestTimeout)
+	c, cancelCause := context.WithCancelCause(c)
+	stop := context.AfterFunc(w.current(), func() { cancelCause(errConnectionLost) })
+	return c, func() { stop(); cancelCause(nil); cancel() }
+}
+
+// callError words the error of a call made with a context from
+// callContext, saying when the connection dropped under it.
+func callError(c context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(c), errConnectionLost) {
+		return fmt.Errorf("%w (%v)", errConnectionLost, err)
+	}
+	return err
 }
 
 // check fails when the store is closed or ctx is done.
