@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"time"
+
+	"github.com/gomonster/monster/internal/retry"
 )
 
 // StartPosition says where a new consumer starts. A consumer that already
@@ -103,15 +104,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // Backoff returns the delay before the retry that follows attempt (1 for
 // the first failure).
 func (p RetryPolicy) Backoff(attempt int) time.Duration {
-	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	if p.Jitter > 0 {
-		d = time.Duration(float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)))
-	}
-	return d
+	return retry.Policy(p).Backoff(attempt)
 }
 
 // ConsumerOptions configures a consumer. The zero value (or nil) gives the
@@ -123,16 +116,19 @@ type ConsumerOptions struct {
 	// Partitions splits the consumer's events by key (by type for events
 	// without a key) among the processes running it. Fixed when the
 	// consumer is first created. Default 16. Use 1 (with Concurrency 1 and
-	// Blocking) for strict total order.
+	// BlockOnFailure) for strict total order.
 	Partitions int
 	// StartAt is where a new consumer starts. Default Beginning.
 	StartAt StartPosition
 	// Retry is the retry policy for failed events.
 	Retry RetryPolicy
-	// Blocking retries a failed event forever (with capped backoff) instead
-	// of dead-lettering it, holding back later events of its partition.
-	// Default false.
-	Blocking bool
+	// BlockOnFailure makes a failed event block its partition: it is
+	// retried for ever (with capped backoff) and never dead-lettered, and
+	// the partition's later events wait for it. The partition's events then
+	// run one at a time, whatever their keys. Default false: after
+	// Retry.MaxAttempts the event is dead-lettered and the consumer moves
+	// on.
+	BlockOnFailure bool
 	// Timeout bounds each handler run through its context. Default 1
 	// minute. A handler must honour ctx; one that ignores it keeps its
 	// worker until it returns.
@@ -223,7 +219,7 @@ func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
 	}
 	m.consumers[name] = def
 	if m.running != nil {
-		m.running.start(def, false)
+		m.running.start(def, false, false)
 	}
 	return nil
 }

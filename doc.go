@@ -78,14 +78,16 @@ beginning of the log by default (it works through history) or at End,
 AtPosition or AtTime. A failed handler (error, panic or timeout) is retried
 with exponential backoff, jitter and a cap; after RetryPolicy.MaxAttempts the
 event goes to the consumer's dead letters and the consumer moves on — unless
-it is Blocking. Other consumers are never affected. Handler middleware
+it blocks on failure (ConsumerOptions.BlockOnFailure). Other consumers are never affected. Handler middleware
 (ConsumerOptions.Middleware) wraps handlers for logging, metrics or tracing.
 
 Events logged in this process wake its consumers at once; events logged by
 other processes are found within Options.PollInterval.
 
 Start runs consumers in the background (pymonster's debug thread) until Stop
-or Close.
+or Close. While they run, StopConsumer and StartConsumer stop and start one
+consumer and leave the others be; RemoveConsumer stops one and forgets it, so
+that Consume can declare the name again with another handler.
 
 # Scale-out
 
@@ -110,7 +112,7 @@ Each has a group of its own, under the same name, in the conformance suite
     not handled, even when writers commit out of position order.
   - Order: events with the same key are handled one at a time, in log
     order, within a consumer; strict total order with Partitions 1,
-    Concurrency 1 and Blocking.
+    Concurrency 1 and BlockOnFailure.
   - Isolation: a handler's error, panic or timeout affects only that event
     for that consumer; one slow consumer holds up no other.
   - IdempotentLogging: an event logged with an idempotency key is stored

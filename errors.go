@@ -27,6 +27,9 @@ var (
 	ErrUnknownStore = errors.New("monster: unknown store")
 	// ErrClosed: the Monster was closed.
 	ErrClosed = errors.New("monster: closed")
+	// ErrNotRunning: the consumers are not running (neither Start nor Run
+	// is in progress), so a single consumer cannot be started.
+	ErrNotRunning = errors.New("monster: consumers are not running")
 	// ErrNotSupported: the store cannot do what was asked (LogTx on a store
 	// without transactions).
 	ErrNotSupported = errors.New("monster: not supported by this store")

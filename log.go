@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/gomonster/monster/internal/groupcommit"
 	"github.com/gomonster/monster/store"
 )
 
@@ -93,7 +93,7 @@ func (m *Monster) LogTx(ctx context.Context, tx *sql.Tx, typ string, data any, o
 	if !ok {
 		return RawEvent{}, fmt.Errorf("%w: LogTx needs a store with SQL transactions", ErrNotSupported)
 	}
-	return m.LogExternalTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
+	return m.logInTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
 		return txs.AppendTx(ctx, tx, events)
 	}, typ, data, opts...)
 }
@@ -198,163 +198,13 @@ func (m *Monster) afterStore(ctx context.Context, results []store.AppendResult) 
 	return out, errors.Join(errs...)
 }
 
-// commitRequest is one LogBatch waiting for the group commit.
-type commitRequest struct {
-	events  []store.NewEvent
-	results []store.AppendResult
-	err     error
-	done    chan struct{}
-}
-
-// maxGroupCommit caps the events in one group commit; commitYields is how
-// many times the committer yields for more callers when they are
-// concurrent; maxLinger caps how long it then waits for the rest of them,
-// which it does only after groups of lingerCallers callers or more (a few
-// callers at a time are latency, not throughput: they are not held up).
-const (
-	maxGroupCommit = 4096
-	commitYields   = 4
-	maxLinger      = 100 * time.Microsecond
-	lingerCallers  = 8
-)
-
 // commit hands events to the group committer and waits for the outcome.
 func (m *Monster) commit(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
-	req := &commitRequest{events: events, done: make(chan struct{})}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	results, err := m.committer.Commit(ctx, events)
+	if errors.Is(err, groupcommit.ErrClosed) {
 		return nil, ErrClosed
 	}
-	m.senders.Add(1) // keeps the channel open until the request is queued
-	m.mu.Unlock()
-	select {
-	case m.commits <- req:
-		m.senders.Done()
-	case <-ctx.Done():
-		m.senders.Done()
-		return nil, fmt.Errorf("monster: log: %w", ctx.Err())
-	}
-	select {
-	case <-req.done:
-		return req.results, req.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
-	}
-}
-
-// commitLoop is the group committer: it takes every request waiting and
-// stores them in one Append (one transaction, one sync), so concurrent Log
-// calls share the cost of the sync.
-func (m *Monster) commitLoop() {
-	defer m.committers.Done()
-	var batch []*commitRequest
-	var events []store.NewEvent
-	lastCallers := 0 // callers in the last group
-	var lastCommit time.Duration
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	for req := range m.commits {
-		batch = append(batch[:0], req)
-		n := len(req.events)
-		yields := 0
-		var lingering <-chan time.Time
-	gather:
-		for n < maxGroupCommit {
-			var (
-				r  *commitRequest
-				ok bool
-			)
-			select {
-			case r, ok = <-m.commits:
-			default:
-				// With concurrent callers, those the last commit released
-				// are runnable and about to call again: yielding lets them
-				// join this group instead of forming the next one.
-				if lastCallers < 2 {
-					break gather
-				}
-				if yields < commitYields {
-					yields++
-					runtime.Gosched()
-					continue
-				}
-				// Fewer callers than last time: the others are still
-				// preparing their next call. Wait for them a little, up to
-				// a quarter of the last commit's time and at most
-				// maxLinger in all. With 64 callers (BenchmarkLog), groups
-				// grew from about 42 events to 55-57 on PostgreSQL and 43
-				// to 52 on SQLite; over interleaved pairs of runs on a
-				// quiet machine, +5% on PostgreSQL (5 of 7 pairs won) and
-				// +3% on SQLite (2 of 4 won, 2 even); the latency at 1,000
-				// events/s did not move.
-				if lastCallers < lingerCallers || len(batch) >= lastCallers {
-					break gather
-				}
-				if lingering == nil {
-					d := min(lastCommit/4, maxLinger)
-					if d <= 0 {
-						break gather
-					}
-					linger.Reset(d) // Go 1.23+ timers: no stale tick after Stop or Reset
-					lingering = linger.C
-				}
-				select {
-				case r, ok = <-m.commits:
-				case <-lingering:
-					break gather
-				}
-			}
-			if !ok {
-				break gather
-			}
-			batch = append(batch, r)
-			n += len(r.events)
-		}
-		linger.Stop() // Go 1.23+ timers: harmless when it fired or never ran
-		lastCallers = len(batch)
-		events = events[:0]
-		for _, r := range batch {
-			events = append(events, r.events...)
-		}
-		// The store's Append is not cancelled by any one caller: the batch
-		// belongs to all of them.
-		began := time.Now()
-		results, err := m.store.Append(context.Background(), events)
-		lastCommit = time.Since(began)
-		if err == nil && len(results) != len(events) {
-			err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
-		}
-		if err == nil {
-			// Print before anyone learns of the events: the caller's next
-			// output and consumers' handlers come after the verbose line.
-			m.printEvents(results)
-		}
-		at := 0
-		for _, r := range batch {
-			if err != nil {
-				r.err = err
-			} else {
-				r.results = results[at : at+len(r.events)]
-			}
-			at += len(r.events)
-			close(r.done)
-		}
-		if err == nil {
-			m.wake.broadcast()
-		}
-		clear(batch)
-	}
-}
-
-// closeCommits stops the group committer after the requests already
-// queued.
-func (m *Monster) closeCommits() {
-	// Senders check m.closed under m.mu before registering, so after this
-	// wait none can send on the closed channel.
-	m.senders.Wait()
-	close(m.commits)
-	m.committers.Wait()
+	return results, err
 }
 
 // printEvents writes pymonster's verbose line for each new event when

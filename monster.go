@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gomonster/monster/internal/groupcommit"
 	"github.com/gomonster/monster/store"
 	"github.com/gomonster/monster/store/memstore"
 	"github.com/gomonster/monster/store/sqlite"
@@ -127,13 +128,16 @@ type Monster struct {
 	opts  Options
 	log   LogFunc // the middleware chain around m.prepare
 
-	commits    chan *commitRequest
-	senders    sync.WaitGroup // Log calls about to send on commits
-	committers sync.WaitGroup
+	committer *groupcommit.Committer
 
 	wake wakeup
 
 	outputMu sync.Mutex // serialises Verbose lines
+
+	// consumerOps serialises StartConsumer, StopConsumer and
+	// RemoveConsumer, so that a consumer's run has finished (and left its
+	// group) before another run of it starts in this process.
+	consumerOps sync.Mutex
 
 	mu        sync.Mutex
 	declared  map[string]declaredType
@@ -205,7 +209,6 @@ func New(st store.Store, opts *Options) *Monster {
 	m := &Monster{
 		store:     st,
 		opts:      opts.WithDefaults(),
-		commits:   make(chan *commitRequest, 1024),
 		declared:  map[string]declaredType{},
 		consumers: map[string]*consumerDef{},
 	}
@@ -214,8 +217,11 @@ func New(st store.Store, opts *Options) *Monster {
 	for i := len(m.opts.LogMiddleware) - 1; i >= 0; i-- {
 		m.log = m.opts.LogMiddleware[i](m.log)
 	}
-	m.committers.Add(1)
-	go m.commitLoop()
+	m.committer = groupcommit.New(groupcommit.Config{
+		Append:    st.Append,
+		Committed: m.printEvents,
+		Released:  m.wake.broadcast,
+	})
 	return m
 }
 
@@ -239,8 +245,8 @@ func (m *Monster) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
-	// No Log call can queue after closed is set (they check under mu).
-	m.closeCommits()
+	// Log calls already queued are committed; later ones get ErrClosed.
+	m.committer.Close()
 	return errors.Join(stopErr, m.store.Close())
 }
 

@@ -82,7 +82,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return fail(err)
 	}
 	s.metrics = newMetrics(m, shared)
-	s.webhooks = newWebhooks(shared, opts, s.metrics, cfg.StateFile)
+	// The webhook consumers run in m, started and stopped one by one.
+	if err := m.Start(context.WithoutCancel(ctx)); err != nil {
+		return fail(err)
+	}
+	s.webhooks = newWebhooks(m, logger, s.metrics, cfg.StateFile)
 	s.local = &Local{m: m, declared: declared, webhooks: s.webhooks, poll: time.Duration(cfg.PollInterval), onLog: s.metrics.logged}
 	for _, name := range sortedNames(cfg.Consumers) {
 		if err := s.webhooks.put(ctx, name, cfg.Consumers[name], "config"); err != nil {

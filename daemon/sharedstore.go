@@ -8,11 +8,10 @@ import (
 	"github.com/gomonster/monster/store"
 )
 
-// sharedStore lets several Monsters in the daemon (the one that logs and
-// one per webhook consumer, so each webhook can start and stop on its own)
-// share one store. It tells every Monster's consumers and every tail at
-// once about events appended through any of them, and its Close does
-// nothing: the daemon closes the underlying store last.
+// sharedStore is the daemon's view of its store: it tells every tail at
+// once about events appended through the daemon's Monster, counts the
+// appends for /metrics, and its Close does nothing: the daemon closes the
+// underlying store last.
 type sharedStore struct {
 	store.Store
 

@@ -122,14 +122,13 @@ func VerifySignature(body []byte, secret, header string) bool {
 	return hmac.Equal([]byte(Sign(body, secret)), []byte(header))
 }
 
-// webhooks runs the webhook consumers. Each runs in a Monster of its own
-// on the shared store, so that it can be created, changed and removed
-// while the others keep going; it is an ordinary monster consumer whose
-// handler POSTs the event, so it gets the library's leases, checkpoints,
-// retries with backoff and dead letters.
+// webhooks runs the webhook consumers in the daemon's Monster. Each is an
+// ordinary monster consumer whose handler POSTs the event, so it gets the
+// library's leases, checkpoints, retries with backoff and dead letters;
+// it is created, changed and removed while the others keep going
+// (Monster.RemoveConsumer, Monster.Consume).
 type webhooks struct {
-	st        *sharedStore
-	opts      monster.Options
+	m         *monster.Monster
 	client    *http.Client
 	metrics   *metrics
 	logger    *slog.Logger
@@ -144,10 +143,11 @@ type webhookConsumer struct {
 	name   string
 	spec   ConsumerSpec
 	source string // "config" or "api"
-	m      *monster.Monster
 }
 
-func newWebhooks(st *sharedStore, opts monster.Options, met *metrics, stateFile string) *webhooks {
+// newWebhooks returns the webhook consumers of m, which must be running
+// its consumers (Monster.Start) for them to run.
+func newWebhooks(m *monster.Monster, logger *slog.Logger, met *metrics, stateFile string) *webhooks {
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -156,8 +156,8 @@ func newWebhooks(st *sharedStore, opts monster.Options, met *metrics, stateFile 
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &webhooks{
-		st: st, opts: opts, client: &http.Client{Transport: transport}, metrics: met,
-		logger: opts.Logger, stateFile: stateFile, running: map[string]*webhookConsumer{},
+		m: m, client: &http.Client{Transport: transport}, metrics: met,
+		logger: logger, stateFile: stateFile, running: map[string]*webhookConsumer{},
 	}
 }
 
@@ -218,11 +218,13 @@ func (w *webhooks) remove(ctx context.Context, name string) (bool, error) {
 	return true, w.saveLocked()
 }
 
+// stopLocked stops a webhook consumer and forgets its declaration, so that
+// it can be declared again.
 func (w *webhooks) stopLocked(ctx context.Context, c *webhookConsumer) error {
-	if err := c.m.Stop(ctx); err != nil {
+	if err := w.m.RemoveConsumer(ctx, c.name); err != nil {
 		return apiError(fmt.Errorf("monster: stopping webhook consumer %q: %w", c.name, err))
 	}
-	return c.m.Close()
+	return nil
 }
 
 func (w *webhooks) start(ctx context.Context, name string, spec ConsumerSpec, source string) (*webhookConsumer, error) {
@@ -248,26 +250,20 @@ func (w *webhooks) start(ctx context.Context, name string, spec ConsumerSpec, so
 	if err := w.register(ctx, name, spec.Types, spec.StartAt); err != nil {
 		return nil, err
 	}
-	opts := w.opts
-	opts.MemberID = "" // a member of its own
-	m := monster.New(w.st.store(), &opts)
 	d := newDelivery(name, spec.Webhook.URL, spec.secret(), w.client, w.metrics)
 	var routes []monster.Handler
 	for _, p := range spec.Types {
 		routes = append(routes, monster.Match(p, d.deliver))
 	}
-	err = m.Consume(name, monster.Route(routes...), &monster.ConsumerOptions{
+	// Declared while the Monster runs its consumers, it starts at once.
+	err = w.m.Consume(name, monster.Route(routes...), &monster.ConsumerOptions{
 		Concurrency: concurrency, Partitions: webhookPartitions, StartAt: start, Retry: retry, Timeout: timeout,
 		Middleware: []monster.HandlerMiddleware{w.metrics.handlerMiddleware(name)},
 	})
-	if err == nil {
-		err = m.Start(context.WithoutCancel(ctx))
-	}
 	if err != nil {
-		_ = m.Close()
 		return nil, apiError(fmt.Errorf("monster: starting webhook consumer %q: %w", name, err))
 	}
-	return &webhookConsumer{name: name, spec: spec, source: source, m: m}, nil
+	return &webhookConsumer{name: name, spec: spec, source: source}, nil
 }
 
 // webhookPartitions is the partition count of webhook consumers.
@@ -276,9 +272,10 @@ const webhookPartitions = 16
 // register creates the consumer in the store if it does not exist, with
 // its checkpoints at start, and otherwise updates its types.
 func (w *webhooks) register(ctx context.Context, name string, types []string, startAt string) error {
-	pos, err := startCheckpoint(ctx, w.st, startAt)
+	st := w.m.Store()
+	pos, err := startCheckpoint(ctx, st, startAt)
 	if err == nil {
-		_, err = w.st.RegisterConsumer(ctx, store.ConsumerSpec{Name: name, Types: types, Partitions: webhookPartitions, Start: pos})
+		_, err = st.RegisterConsumer(ctx, store.ConsumerSpec{Name: name, Types: types, Partitions: webhookPartitions, Start: pos})
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return newError(http.StatusConflict, CodeConflict, "consumer %q exists with another partition count; delete it or pick another name", name)
@@ -308,33 +305,14 @@ func startCheckpoint(ctx context.Context, st store.Store, startAt string) (int64
 	return 0, err
 }
 
-// close stops every webhook consumer: in-flight deliveries finish (or are
-// cancelled when ctx ends) and progress is checkpointed.
+// close stops every webhook consumer, all at once: in-flight deliveries
+// finish (or are cancelled when ctx ends) and progress is checkpointed.
 func (w *webhooks) close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
-	running := w.running
 	w.running = map[string]*webhookConsumer{}
 	w.mu.Unlock()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(running))
-	for _, c := range running {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.m.Stop(ctx); err != nil {
-				errs <- err
-			}
-			_ = c.m.Close()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return w.m.Stop(ctx)
 }
 
 // state is the state file: the webhook consumers created over the API.

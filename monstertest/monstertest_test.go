@@ -224,7 +224,7 @@ func TestWaitCaughtUpReportsWhereTheConsumerIs(t *testing.T) {
 	rec := &monstertest.Recorder{}
 	rec.FailWith(errors.New("redis is down"))
 	require.NoError(t, m.Consume("counter", rec.Handler("event_1"), &monster.ConsumerOptions{
-		Blocking: true, Retry: monster.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+		BlockOnFailure: true, Retry: monster.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
 	}))
 	logOrFail(t, m, "event_1", "stuck")
 

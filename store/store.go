@@ -41,7 +41,8 @@
 //
 // What a store can do beyond [Store] it says by implementing an optional
 // interface, found with a type assertion, as database/sql/driver does:
-// [SQLTxAppender] (appends inside the application's own SQL transaction)
+// [SQLTxAppender] (appends inside the application's own database/sql
+// transaction), [TxAppender] (the same for a driver's own transaction type)
 // and [Notifier] (wake-ups when other processes append). A store that wraps
 // another returns [Wrap](wrapper, inner), which keeps the inner store's
 // capabilities visible. The conformance suite (package storetest) tests
@@ -413,6 +414,19 @@ type SQLTxAppender interface {
 	// AppendTx appends like Append, inside tx. Durability comes with the
 	// caller's commit.
 	AppendTx(ctx context.Context, tx *sql.Tx, events []NewEvent) ([]AppendResult, error)
+}
+
+// TxAppender is implemented by stores kept in a database whose application
+// transactions are of a type of the driver's own (pgx.Tx for PostgreSQL):
+// the application logs an event inside its transaction through the store
+// package's typed function (postgres.LogTx), which hands the transaction to
+// AppendInTx as it is.
+type TxAppender interface {
+	// AppendInTx appends like Append, inside tx, the application's
+	// transaction of the type the store documents; durability comes with
+	// the caller's commit. A tx of another type is an error naming both
+	// types, and nothing is appended.
+	AppendInTx(ctx context.Context, tx any, events []NewEvent) ([]AppendResult, error)
 }
 
 // Notifier is implemented by stores that can tell a process when another

@@ -27,6 +27,18 @@ func (notifyStore) Notifications(context.Context) <-chan struct{} { return nil }
 
 type bothStore struct{ txStore }
 
+type driverTxStore struct{ bare }
+
+func (driverTxStore) AppendInTx(context.Context, any, []store.NewEvent) ([]store.AppendResult, error) {
+	return nil, nil
+}
+
+type allStore struct{ bothStore }
+
+func (allStore) AppendInTx(context.Context, any, []store.NewEvent) ([]store.AppendResult, error) {
+	return nil, nil
+}
+
 func (bothStore) Notifications(context.Context) <-chan struct{} { return nil }
 
 // outerNotifier is a wrapper with a Notifier of its own.
@@ -40,14 +52,16 @@ func (o outerNotifier) Notifications(context.Context) <-chan struct{} { return o
 func TestWrapKeepsOptionalInterfaces(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name         string
-		inner        store.Store
-		tx, notifier bool
+		name                   string
+		inner                  store.Store
+		tx, notifier, driverTx bool
 	}{
-		{"bare", bare{}, false, false},
-		{"sql tx", txStore{}, true, false},
-		{"notifier", notifyStore{}, false, true},
-		{"both", bothStore{}, true, true},
+		{"bare", bare{}, false, false, false},
+		{"sql tx", txStore{}, true, false, false},
+		{"notifier", notifyStore{}, false, true, false},
+		{"sql tx and notifier", bothStore{}, true, true, false},
+		{"driver tx", driverTxStore{}, false, false, true},
+		{"all three", allStore{}, true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -57,6 +71,8 @@ func TestWrapKeepsOptionalInterfaces(t *testing.T) {
 			_, isNotifier := w.(store.Notifier)
 			require.Equal(t, tc.tx, isTx, "SQLTxAppender")
 			require.Equal(t, tc.notifier, isNotifier, "Notifier")
+			_, isDriverTx := w.(store.TxAppender)
+			require.Equal(t, tc.driverTx, isDriverTx, "TxAppender")
 		})
 	}
 }

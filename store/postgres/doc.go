@@ -112,8 +112,9 @@
 // Both prepare the event exactly as m.Log does (log middleware,
 // validation of declared types, the undeclared policy, the size limit,
 // WithKey, WithMeta, WithIdempotencyKey): the monster package, which does
-// not import pgx, exposes that preparation as Monster.LogExternalTx, and
-// LogTx hands the prepared event to [Store.AppendPgxTx] through it.
+// not import pgx, exposes that preparation as Monster.LogExternalTx: LogTx
+// hands it the pgx.Tx, and the store appends the prepared event with
+// [Store.AppendInTx] (store.TxAppender), which calls [Store.AppendPgxTx].
 // Code that works on stores directly calls [Store.AppendTx] and
 // [Store.AppendPgxTx] with store.NewEvent values. Either way the events
 // exist if and only if the transaction commits, and are durable when the

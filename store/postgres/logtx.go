@@ -35,19 +35,25 @@ import (
 // consumers hear of the event through LISTEN/NOTIFY when tx commits.
 //
 // It returns an error wrapping monster.ErrNotSupported when m's store is
-// not a PostgreSQL store.
+// not a PostgreSQL store (it does not implement store.TxAppender).
 func LogTx(ctx context.Context, m *monster.Monster, tx pgx.Tx, typ string, data any, opts ...monster.LogOption) (monster.RawEvent, error) {
 	if m == nil {
 		return monster.RawEvent{}, errors.New("monster: postgres LogTx: nil Monster")
 	}
-	s, ok := m.Store().(*Store)
-	if !ok {
-		return monster.RawEvent{}, fmt.Errorf("%w: postgres.LogTx needs a Monster on a PostgreSQL store, not %T", monster.ErrNotSupported, m.Store())
-	}
 	if tx == nil {
-		return monster.RawEvent{}, errors.New("monster: postgres append: nil transaction")
+		// A nil pgx.Tx in an interface of type any is not nil.
+		return m.LogExternalTx(ctx, nil, typ, data, opts...)
 	}
-	return m.LogExternalTx(ctx, func(ctx context.Context, events []store.NewEvent) ([]store.AppendResult, error) {
-		return s.AppendPgxTx(ctx, tx, events)
-	}, typ, data, opts...)
+	return m.LogExternalTx(ctx, tx, typ, data, opts...)
+}
+
+// AppendInTx implements store.TxAppender: tx must be a pgx.Tx (see
+// AppendPgxTx), the transaction monster.Monster.LogExternalTx hands over
+// from LogTx.
+func (s *Store) AppendInTx(ctx context.Context, tx any, events []store.NewEvent) ([]store.AppendResult, error) {
+	pgxTx, ok := tx.(pgx.Tx)
+	if !ok {
+		return nil, fmt.Errorf("monster: postgres append: the transaction is a %T, not a pgx.Tx", tx)
+	}
+	return s.AppendPgxTx(ctx, pgxTx, events)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/gomonster/monster"
 )
 
-// Design §3.9: malformed JSON, oversized events and bad type names are
+// BadInput: malformed JSON, oversized events and bad type names are
 // refused with clear errors (the sentinel, "monster: ", the value at
 // fault); the events and checkpoints stored before are intact afterwards,
 // and the consumer goes on.
@@ -75,7 +75,7 @@ func testRejectedWithoutCorruption(t *testing.T, b *bundle) {
 	require.Equal(t, 6, d.distinct(), "only good events were delivered")
 }
 
-// Design §3.9 and the store's side of oversized events: an event of exactly
+// BadInput, and the store's side of oversized events: an event of exactly
 // the default Options.MaxEventSize (1 MiB) is stored and delivered intact;
 // one byte more is refused before it reaches the store.
 func testLargestEventRoundTrips(t *testing.T, b *bundle) {
@@ -102,7 +102,7 @@ func testLargestEventRoundTrips(t *testing.T, b *bundle) {
 	require.Len(t, readAll(t, ctx, s), 1)
 }
 
-// Design §3.9: JSON that is valid but unusual (NUL escapes, invalid UTF-8
+// BadInput: JSON that is valid but unusual (NUL escapes, invalid UTF-8
 // in strings, huge numbers, duplicate keys, deep nesting, spacing) is either
 // refused with ErrEncoding or ErrInvalid, or stored and read back as the
 // same JSON value; either way the log stays intact.
@@ -143,7 +143,7 @@ func testOddButValidJSON(t *testing.T, b *bundle) {
 	require.NoError(t, err, "the log works after odd input")
 }
 
-// Design §3.9: a broken store (a full disk for writes, an unreachable one
+// BadInput: a broken store (a full disk for writes, an unreachable one
 // for the consumer's reads, leases and checkpoints) gives the caller clear
 // errors and corrupts nothing; when it recovers, the consumer goes on from
 // its checkpoints and handles every committed event.

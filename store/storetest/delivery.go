@@ -16,7 +16,7 @@ import (
 	"github.com/gomonster/monster/store"
 )
 
-// Design §3.2 (and §1 on backfill): every committed event that matches the
+// AtLeastOnce (with backfill: a new consumer starts at the beginning): every committed event that matches the
 // subscription (exact names and globs) reaches the handler, whether it was
 // logged before the consumer existed or while it runs, with every field as
 // logged; events of other types do not.
@@ -87,7 +87,7 @@ func testEveryMatchingEventHandled(t *testing.T, b *bundle) {
 	require.Zero(t, stats.Lag)
 }
 
-// Design §3.2: a crash between handling and checkpointing only causes
+// AtLeastOnce: a crash between handling and checkpointing only causes
 // redelivery. Member a handles every event, but its checkpoints never
 // reach the store, and then it crashes (no checkpoint, no release: its
 // store calls fail). Member b, a new process on the same data, handles
@@ -127,7 +127,7 @@ func testCrashBeforeCheckpointRedelivers(t *testing.T, b *bundle) {
 	eventually(t, "member b's checkpoints to pass the last event", func() bool { return caughtUp(ctx, s, "c", last) })
 }
 
-// Design §3.2: a crash while handlers are running loses nothing. Member a
+// AtLeastOnce: a crash while handlers are running loses nothing. Member a
 // saves checkpoints as it goes, but two events hang in their handlers when
 // it crashes; its checkpoints must not have passed them, so member b
 // handles them once a's leases expire.
@@ -320,7 +320,7 @@ func testResetBeforeCheckpointReplays(t *testing.T, b *bundle) {
 	}
 }
 
-// Design §3.3 through the runtime: many writers (goroutines of this
+// NoSkippedEvents through the runtime: many writers (goroutines of this
 // process, another process's Monster, and, for SQL stores, transactions
 // held open for random times, some rolled back) log while a consumer tails
 // and a reader on another handle tails the raw log. The consumer handles

@@ -14,7 +14,7 @@ import (
 	"github.com/gomonster/monster/store"
 )
 
-// Design §3.1: when Log returns, the event is committed: another handle (as
+// Durable: when Log returns, the event is committed: another handle (as
 // another process) reads it at once, with every field.
 func testLogIsCommittedOnReturn(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
@@ -46,7 +46,7 @@ func requireLogged(t testing.TB, ev monster.RawEvent, got store.Event) {
 	}
 }
 
-// Design §3.1: when Log returns, the event is durable: the store is closed
+// Durable: when Log returns, the event is durable: the store is closed
 // and opened again while the Monster that logged it is still running (it
 // never shut down cleanly), and the event is there, with its idempotency
 // key. A suite inside one process cannot pull the plug; a store that syncs
@@ -78,7 +78,7 @@ func testLogIsDurableOnReturn(t *testing.T, b *bundle) {
 	require.Equal(t, one.ID, res[0].Event.ID)
 }
 
-// Design §3.1: concurrent Log calls are group-committed. 64 goroutines log
+// Durable: concurrent Log calls are group-committed. 64 goroutines log
 // at once; the first Append waits until every one of them has its event
 // ready, so the rest must go to the store in few Append calls; and every
 // event is stored.

@@ -25,7 +25,7 @@ func eventsWithKey(t testing.TB, ctx context.Context, s store.Store, key string)
 	return out
 }
 
-// Design §3.6: an event logged with an idempotency key is stored once
+// IdempotentLogging: an event logged with an idempotency key is stored once
 // however often the call is retried (even with other data); every call
 // returns the stored event; a consumer sees one event.
 func testRetriedLogStoredOnce(t *testing.T, b *bundle) {
@@ -61,7 +61,7 @@ func testRetriedLogStoredOnce(t *testing.T, b *bundle) {
 	require.Equal(t, 2, d.distinct(), "the consumer sees each stored event, not each call")
 }
 
-// Design §3.6: the same idempotent call retried from many goroutines at
+// IdempotentLogging: the same idempotent call retried from many goroutines at
 // once (so that copies meet in one group commit, and in concurrent ones)
 // is stored once, and every call returns it.
 func testConcurrentRetriesStoredOnce(t *testing.T, b *bundle) {
@@ -93,7 +93,7 @@ func testConcurrentRetriesStoredOnce(t *testing.T, b *bundle) {
 	}
 }
 
-// Design §3.6: an ambiguous failure is reported as such, and a retry with
+// IdempotentLogging: an ambiguous failure is reported as such, and a retry with
 // the same idempotency key settles it: the event is stored exactly once.
 // Two ways to be ambiguous: the caller's context ends while the commit is
 // under way, and the store reports that it cannot tell (the connection was

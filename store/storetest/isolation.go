@@ -15,7 +15,7 @@ import (
 	"github.com/gomonster/monster/store"
 )
 
-// Design §3.5: a handler's error, panic and timeout each affect only that
+// Isolation: a handler's error, panic and timeout each affect only that
 // event for that consumer. The failing events are retried, then
 // dead-lettered with their attempts and last error; the consumer moves on
 // (later events of the same key included); another consumer of the same
@@ -120,7 +120,7 @@ func testFailuresStayWithTheirEvent(t *testing.T, b *bundle) {
 	}
 }
 
-// Design §3.5 and §1: a consumer whose handlers hang neither blocks nor
+// Isolation (and consumers' independence): a consumer whose handlers hang neither blocks nor
 // slows another consumer, nor the producer; it catches up once released.
 func testSlowConsumerHoldsNoOne(t *testing.T, b *bundle) {
 	ctx, s := b.ctx, b.open()
@@ -152,7 +152,7 @@ func testSlowConsumerHoldsNoOne(t *testing.T, b *bundle) {
 	slow.waitFor(t, "the slow consumer to catch up", append(idsOf(first), idsOf(more)...))
 }
 
-// Design §3.5: retries back off exponentially up to a cap, with jitter.
+// Isolation: retries back off exponentially up to a cap, with jitter.
 // Through the runtime, retries of an event come no sooner than the backoff
 // (timers never fire early, so these bounds are exact); the cap and the
 // jitter's range are checked on the policy itself.

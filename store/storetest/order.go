@@ -16,7 +16,7 @@ import (
 	"github.com/gomonster/monster"
 )
 
-// Design §3.4: with Concurrency 8, events with the same key are handled one
+// Order: with Concurrency 8, events with the same key are handled one
 // at a time, in log order, whether they were logged before the consumer
 // started or while it runs.
 func testSameKeyInLogOrder(t *testing.T, b *bundle) {
@@ -90,7 +90,7 @@ func testSameKeyInLogOrder(t *testing.T, b *bundle) {
 	}
 }
 
-// Design §3.4: events with different keys may run concurrently. Four
+// Order: events with different keys may run concurrently. Four
 // events with four keys wait for each other in their handlers; they can
 // only all finish if they all run at once.
 func testDifferentKeysRunConcurrently(t *testing.T, b *bundle) {
@@ -126,7 +126,7 @@ func testDifferentKeysRunConcurrently(t *testing.T, b *bundle) {
 	require.Empty(t, dead, "no handler timed out waiting for the others")
 }
 
-// Design §3.4: with Partitions 1, Concurrency 1 and Blocking, events are
+// Order: with Partitions 1, Concurrency 1 and BlockOnFailure, events are
 // handled in strict log order across keys and types; a failing event is
 // retried past MaxAttempts (never dead-lettered) and holds back every
 // later event until it succeeds.
@@ -156,7 +156,7 @@ func testStrictTotalOrder(t *testing.T, b *bundle) {
 		handled = append(handled, i)
 		return nil
 	}), &monster.ConsumerOptions{
-		Partitions: 1, Concurrency: 1, Blocking: true,
+		Partitions: 1, Concurrency: 1, BlockOnFailure: true,
 		Retry: monster.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
 	})
 	for i := range n / 2 {

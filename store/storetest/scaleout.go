@@ -99,7 +99,7 @@ func ownerSet(ctx context.Context, s store.Store, consumer string) []string {
 	return set
 }
 
-// Design §3.7: two processes running one consumer split its partitions;
+// ScaleOut: two processes running one consumer split its partitions;
 // when one crashes (it stops renewing, it does not leave), its partitions
 // move to the survivor within a few lease TTLs and every event is handled,
 // never by two workers at once.
@@ -153,7 +153,7 @@ func testPartitionsSplitAndMoveOnCrash(t *testing.T, b *bundle) {
 	require.Empty(t, ms.overlap, "an event must be handled by one worker at a time")
 }
 
-// Design §3.7 with §3.3: the survivor takes over a crashed member's
+// ScaleOut with NoSkippedEvents: the survivor takes over a crashed member's
 // partition while its reader is in the middle of a read. An event of that
 // partition that the survivor's reader had passed over (it was not the
 // survivor's then) must still be handled: the partition's checkpoint must

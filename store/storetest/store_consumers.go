@@ -296,7 +296,7 @@ func testLeave(t *testing.T, b *bundle) {
 	requireMonsterError(t, s.Leave(ctx, store.LeaveParams{Consumer: "nope", Member: "a"}), store.ErrNotFound, "Leave on an unknown consumer")
 }
 
-// Design §3.7 at the store level: a lease that is not renewed expires, and
+// ScaleOut at the store level: a lease that is not renewed expires, and
 // its partition moves with its checkpoint to the member that claims it; the
 // old holder can no longer save.
 func testLeasesExpireAndMove(t *testing.T, b *bundle) {

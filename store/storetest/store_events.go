@@ -183,7 +183,7 @@ func testReadAfterAndLimit(t *testing.T, b *bundle) {
 	require.Equal(t, pos(stored), pos(paged), "paging one by one sees every event")
 }
 
-// Design §3.3 at the store level: while writers in several handles append
+// NoSkippedEvents at the store level: while writers in several handles append
 // concurrently (and, for stores with SQL transactions, hold transactions
 // open for random times and sometimes roll them back), a tailing reader
 // sees positions only increase and, in the end, has seen exactly the

@@ -39,7 +39,7 @@ func requireNothingStored(t testing.TB, ctx context.Context, s store.Store, what
 	require.Empty(t, readAll(t, ctx, s), "%s: nothing may be stored", what)
 }
 
-// Design §3.8: a declared type rejects bad data at Log time, however it is
+// Validation: a declared type rejects bad data at Log time, however it is
 // logged (typed, raw map, raw JSON, batch), with an error naming the field;
 // nothing invalid is stored or delivered.
 func testDeclaredTypeRejectsBadData(t *testing.T, b *bundle) {
@@ -105,7 +105,7 @@ func requireInvalid(t testing.TB, err error, typ, field, what string) {
 	require.Contains(t, err.Error(), `"`+typ+`"`, what)
 }
 
-// Design §3.8: undeclared types are accepted by default; with
+// Validation: undeclared types are accepted by default; with
 // Options.DisallowUndeclared they are rejected with a clear error, and
 // nothing is stored, while declared types still work.
 func testUndeclaredPolicy(t *testing.T, b *bundle) {

@@ -27,7 +27,7 @@ type Consumers struct {
 	Counter *RedisCounter
 	// CounterRetry is the Redis counter's backoff. The counter retries a
 	// failed event until it succeeds, holding back the events after it
-	// (ConsumerOptions.Blocking), so that a Redis outage delays counts but
+	// (ConsumerOptions.BlockOnFailure), so that a Redis outage delays counts but
 	// loses none. Zero fields default to 100ms growing to 5s.
 	CounterRetry monster.RetryPolicy
 }
@@ -42,8 +42,8 @@ func (c Consumers) Register(m *monster.Monster, viewed *monster.Type[ProductView
 		retry.MaxBackoff = 5 * time.Second
 	}
 	return m.Consume(CounterConsumer, monster.Handle(viewed, c.Counter.Handle), &monster.ConsumerOptions{
-		Blocking: true,
-		Retry:    retry,
+		BlockOnFailure: true,
+		Retry:          retry,
 	})
 }
 

@@ -14,6 +14,6 @@
 //
 // If Redis is down, the page still answers, the table is still written, and
 // the counter catches up when Redis is back: its consumer retries without
-// dead-lettering (ConsumerOptions.Blocking), and counts each event once
+// dead-lettering (ConsumerOptions.BlockOnFailure), and counts each event once
 // even when it is delivered again.
 package shoestore
