@@ -470,7 +470,7 @@ func (s *Store) directBatchOnce(ctx context.Context, seq uint64, limit int, out 
 			case "404": // nothing at or after seq
 				return out, seq, false, nil
 			case "503":
-				return out[:start], seq, false, fmt.Errorf("no server answers direct gets on stream %q", s.names.events)
+				return out[:start], seq, false, fmt.Errorf("stream %q: %w", s.names.events, errNoDirectGets)
 			default:
 				return out[:start], seq, false, fmt.Errorf("direct get on stream %q: %s %s", s.names.events, status, m.Header.Get("Description"))
 			}
@@ -513,6 +513,8 @@ func (s *Store) directBatchWithHeaders(ctx context.Context, seq uint64, limit in
 		case "":
 		case "204", "404":
 			return out, seq, false, nil
+		case "503":
+			return out, seq, false, fmt.Errorf("stream %q: %w", s.names.events, errNoDirectGets)
 		default:
 			return out, seq, false, fmt.Errorf("direct get on stream %q: %s %s", s.names.events, status, m.Header.Get("Description"))
 		}

@@ -98,15 +98,27 @@ func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest)
 // is elected instead of after the whole request timeout.
 const readAttempt = 500 * time.Millisecond
 
+// errNoDirectGets is a direct get that no replica received (503): the
+// stream was just created, or its replicas are catching up.
+var errNoDirectGets = errors.New("no server answers direct gets")
+
 // retryRead runs read with a context of its own bounded by readAttempt,
-// again while the attempt timed out and ctx allows.
+// again while the attempt timed out, or no server answered direct gets,
+// and ctx allows.
 func (s *Store) retryRead(ctx context.Context, read func(attempt context.Context) error) error {
-	for {
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
 		attempt, cancel := context.WithTimeout(ctx, readAttempt)
 		err := read(attempt)
 		timedOut := attempt.Err() != nil && ctx.Err() == nil
 		cancel()
-		if err == nil || !timedOut {
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errNoDirectGets):
+			if sleep(ctx, pause) != nil {
+				return err
+			}
+		case !timedOut:
 			return err
 		}
 	}
@@ -135,12 +147,21 @@ func (s *Store) request(ctx context.Context, nc *natsgo.Conn, msg *natsgo.Msg) (
 	}
 	ctx, cancel := s.callContextOn(ctx, w)
 	defer cancel()
-	reply, err := nc.RequestMsgWithContext(ctx, msg)
-	if err != nil {
-		if errors.Is(err, natsgo.ErrNoResponders) {
-			// Nobody received it: nothing was stored.
+	var reply *natsgo.Msg
+	var err error
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		reply, err = nc.RequestMsgWithContext(ctx, msg)
+		if !errors.Is(err, natsgo.ErrNoResponders) {
+			break
+		}
+		// Nobody received it, so nothing was stored: a stream just
+		// created whose interest has not reached this server yet, or one
+		// between leaders. Send it again while the call may wait.
+		if sleep(ctx, pause) != nil {
 			return pubAck{}, fmt.Errorf("no stream or no JetStream leader answers for subject %q: %w", msg.Subject, err)
 		}
+	}
+	if err != nil {
 		return pubAck{}, &errNoAck{callError(ctx, err)}
 	}
 	var ack pubAck
