@@ -141,7 +141,7 @@ func TestLostAcknowledgementResolved(t *testing.T) {
 	proxy := newReplyDropper(t, strings.TrimPrefix(url, "nats://"))
 	proxy.only = "monster-append"
 	prefix := newPrefix()
-	s := openStore(t, "nats://"+proxy.ln.Addr().String(), prefix, &natsstore.Options{RequestTimeout: 500 * time.Millisecond})
+	s := openStore(t, "nats://"+proxy.ln.Addr().String(), prefix, &natsstore.Options{RequestTimeout: 2 * time.Second})
 	ctx := context.Background()
 	before, err := s.Append(ctx, []store.NewEvent{{ID: "first", Type: "a.b", Time: time.Now().UTC(), Data: []byte(`0`)}})
 	require.NoError(t, err)
