@@ -81,10 +81,15 @@
 // server also reads a batched direct get under the stream's read lock, so a
 // batch is never seen half stored on one server.
 //
-// Read asks for up to the limit of events after a position with one
-// batched direct get ($JS.API.DIRECT.GET.<stream> with seq, batch and
-// next_by_subj), which any replica may answer. What it returns is a run of
-// that replica's prefix: a later read can only find events above it, never
+// Read asks for the messages after a position with one batched direct get
+// ($JS.API.DIRECT.GET.<stream> with seq, batch and no_hdr), which any
+// replica may answer, and keeps the events, passing markers. It asks for
+// bodies only, so each event's position is counted from the first
+// sequence asked for: the stream has no gaps (deletes and purges are
+// denied, and it has no limits), and the end of the batch names the last
+// sequence sent, which Read checks; a batch with a gap is read again with
+// each message's headers. What a batch returns is a run of that replica's
+// prefix: a later read can only find events above it, never
 // one below, which is the no-skip rule, whichever replica answers and while
 // a leader changes (a new leader has every committed entry). A follower may
 // lag, though: when a replicated stream's answer ends before the limit, the
