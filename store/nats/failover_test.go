@@ -102,9 +102,7 @@ func TestLeaderFailover(t *testing.T) {
 			victim = i
 		}
 	}
-	clusterPort, clientPort := servers[victim].ClusterAddr().Port, servers[victim].Addr().(*net.TCPAddr).Port
-	servers[victim].Shutdown()
-	servers[victim].WaitForShutdown()
+	stopped := stopNode(servers, victim)
 	down := time.Now()
 	before := nAcked.Load()
 	monstertest.EventuallyWithin(t, 60*time.Second, "200 more events acknowledged after the leader went down", func() bool { return nAcked.Load() >= before+200 })
@@ -122,20 +120,7 @@ func TestLeaderFailover(t *testing.T) {
 	acked.Store(probe.ID, true)
 
 	// The node comes back on its ports and data, and catches up.
-	o := options[victim].Clone()
-	o.Port, o.Cluster.Port = clientPort, clusterPort
-	var routes []string
-	for i, s := range servers {
-		if i != victim {
-			routes = append(routes, "nats-route://"+s.ClusterAddr().String())
-		}
-	}
-	o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-	restarted, err := server.NewServer(o)
-	require.NoError(t, err)
-	go restarted.Start()
-	require.True(t, restarted.ReadyForConnections(10*time.Second))
-	servers[victim] = restarted
+	restartNode(t, servers, options, victim, stopped)
 	monstertest.EventuallyWithin(t, 60*time.Second, "100 more events acknowledged after the node restarted", func() bool { return nAcked.Load() >= before+300 })
 	close(stop)
 	wg.Wait()
@@ -189,4 +174,36 @@ func streamLeader(t *testing.T, ctx context.Context, s *natsstore.Store, stream 
 	require.NoError(t, err)
 	require.NotNil(t, st.CachedInfo().Cluster)
 	return st.CachedInfo().Cluster.Leader
+}
+
+// stoppedNode is what restartNode needs of a node stopNode shut down.
+type stoppedNode struct{ clientPort, clusterPort int }
+
+// stopNode shuts node i down, as a crash of its process would (its files
+// stay).
+func stopNode(servers []*server.Server, i int) stoppedNode {
+	n := stoppedNode{clientPort: servers[i].Addr().(*net.TCPAddr).Port, clusterPort: servers[i].ClusterAddr().Port}
+	servers[i].Shutdown()
+	servers[i].WaitForShutdown()
+	return n
+}
+
+// restartNode starts node i again on its ports and data, with routes to
+// the nodes that are running, and puts it in servers[i].
+func restartNode(t *testing.T, servers []*server.Server, options []*server.Options, i int, n stoppedNode) {
+	t.Helper()
+	o := options[i].Clone()
+	o.Port, o.Cluster.Port = n.clientPort, n.clusterPort
+	var routes []string
+	for j, s := range servers {
+		if j != i && s.Running() {
+			routes = append(routes, "nats-route://"+s.ClusterAddr().String())
+		}
+	}
+	o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	restarted, err := server.NewServer(o)
+	require.NoError(t, err)
+	go restarted.Start()
+	require.True(t, restarted.ReadyForConnections(10*time.Second), "node %d restarts", i)
+	servers[i] = restarted
 }
