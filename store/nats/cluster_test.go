@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -93,8 +94,19 @@ func TestQuorumLostAndRegained(t *testing.T) {
 	})
 	require.Equal(t, before[0].Event.ID, got[0].ID)
 	require.Equal(t, before[1].Event.Position, got[1].Position)
+	var lastErr error
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last append's error: %v", lastErr)
+		}
+	})
+	// An attempt may fail ambiguously and yet be stored: the retries carry
+	// an idempotency key, as the runtime's do, and fresh IDs.
+	attempt := 0
 	monstertest.EventuallyWithin(t, 60*time.Second, "appends to work again", func() bool {
-		_, err := s.Append(ctx, []store.NewEvent{{ID: "d", Type: "x.y", Time: time.Now().UTC(), Data: []byte(`4`)}})
-		return err == nil
+		attempt++
+		_, lastErr = s.Append(ctx, []store.NewEvent{{ID: fmt.Sprintf("d%d", attempt), Type: "x.y", Time: time.Now().UTC(),
+			Data: []byte(`4`), IdempotencyKey: "d"}})
+		return lastErr == nil
 	})
 }
