@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/gomonster/monster"
+	_ "github.com/gomonster/monster/store/nats"     // nats:// URLs
 	_ "github.com/gomonster/monster/store/postgres" // postgres:// URLs
 )
 
@@ -25,6 +26,7 @@ func monsterSystems(env *environment) []system {
 				return &monsterBackend{env: env, sqlite: true}, nil
 			},
 		},
+		natsSystem(env, 1), natsSystem(env, 3),
 		{
 			name: "monster-postgres", ours: true, competing: true, replay: true,
 			durability: "yes: synchronous_commit=on, one WAL flush per group commit",
@@ -36,12 +38,44 @@ func monsterSystems(env *environment) []system {
 	}
 }
 
-type monsterBackend struct {
-	env    *environment
-	sqlite bool
+// natsSystem is Monster on one embedded nats-server, or on a 3-node
+// cluster with every stream replicated on the three.
+func natsSystem(env *environment, nodes int) system {
+	s := system{
+		name: "monster-nats", ours: true, competing: true, replay: true,
+		durability: "yes: nats-server embedded with SyncAlways; each Append one atomic batch, concurrent Log calls group-committed",
+		notes:      "monster.Open on nats://…?prefix=<fresh>&max_batch=12288, one embedded nats-server (random port, file storage in a temp dir, max_batch_size 12288, max_payload 8 MiB) for the run",
+		smaller:    map[string]int{"replay": 2},
+	}
+	if nodes > 1 {
+		s.name = "monster-nats-r3"
+		s.durability = "yes: 3 embedded nats-servers, each with SyncAlways; streams replicated on all three (an Append is acknowledged once a majority has it)"
+		s.notes = "monster.Open on nats://n1,n2,n3?replicas=3&prefix=<fresh>&max_batch=12288, a 3-node cluster in the bench process (loopback routes), otherwise as monster-nats"
+	}
+	s.open = func(ctx context.Context) (backend, error) {
+		srv, err := startNATSForMonster(env, nodes)
+		if err != nil {
+			return nil, err
+		}
+		return &monsterBackend{env: env, nats: srv, replicas: nodes}, nil
+	}
+	return s
 }
 
-func (b *monsterBackend) close() error { return nil }
+type monsterBackend struct {
+	env      *environment
+	sqlite   bool
+	nats     *natsServer
+	replicas int
+	seq      int
+}
+
+func (b *monsterBackend) close() error {
+	if b.nats != nil {
+		return b.nats.close()
+	}
+	return nil
+}
 
 func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, error) {
 	l := &monsterLog{env: b.env}
@@ -50,7 +84,10 @@ func (b *monsterBackend) fresh(ctx context.Context, o freshOpts) (eventLog, erro
 		Output: io.Discard,
 	}
 	var target string
-	if b.sqlite {
+	if b.nats != nil {
+		b.seq++
+		target = fmt.Sprintf("%s?prefix=bench%d&max_batch=12288&replicas=%d", b.nats.url, b.seq, b.replicas)
+	} else if b.sqlite {
 		dir, err := os.MkdirTemp(b.env.tmp, "monster-sqlite-")
 		if err != nil {
 			return nil, err

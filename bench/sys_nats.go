@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -180,4 +181,80 @@ func (l *natsLog) consume(ctx context.Context, specs []consumerSpec) (func(conte
 
 func (l *natsLog) close(ctx context.Context) error {
 	return l.b.js.DeleteStream(ctx, l.name)
+}
+
+// natsServer is the embedded nats-server, or the 3-node cluster, of a
+// monster-nats system.
+type natsServer struct {
+	servers []*server.Server
+	url     string // every node's client address
+	dir     string
+}
+
+// startNATSForMonster starts nodes nats-servers (a cluster when nodes > 1)
+// on random ports, each syncing every write, with room for atomic batches
+// of the runtime's largest group commit.
+func startNATSForMonster(env *environment, nodes int) (*natsServer, error) {
+	dir, err := os.MkdirTemp(env.tmp, "monster-nats-")
+	if err != nil {
+		return nil, err
+	}
+	n := &natsServer{dir: dir}
+	var routes, hosts []string
+	for i := range nodes {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1", Port: server.RANDOM_PORT, // never 4222: the machine's own NATS holds it
+			JetStream: true, StoreDir: fmt.Sprintf("%s/n%d", dir, i+1), SyncAlways: true, MaxPayload: 8 << 20,
+			JetStreamLimits: server.JSLimitOpts{MaxBatchSize: 12288},
+			NoLog:           true, NoSigs: true,
+			JetStreamMaxMemory: 1 << 30, JetStreamMaxStore: 20 << 30,
+		}
+		if nodes > 1 {
+			opts.Cluster = server.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: server.RANDOM_PORT}
+			opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		}
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			_ = n.close()
+			return nil, err
+		}
+		go srv.Start()
+		n.servers = append(n.servers, srv)
+		if !srv.ReadyForConnections(10 * time.Second) {
+			_ = n.close()
+			return nil, errors.New("nats-server did not start")
+		}
+		if nodes > 1 {
+			routes = append(routes, "nats-route://"+srv.ClusterAddr().String())
+		}
+		hosts = append(hosts, strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	}
+	n.url = "nats://" + strings.Join(hosts, ",")
+	deadline := time.Now().Add(30 * time.Second)
+	for nodes > 1 && !n.jetStreamReady() {
+		if time.Now().After(deadline) {
+			_ = n.close()
+			return nil, errors.New("the nats cluster's JetStream did not form")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n, nil
+}
+
+func (n *natsServer) jetStreamReady() bool {
+	for _, s := range n.servers {
+		if !s.JetStreamIsCurrent() {
+			return false
+		}
+	}
+	return n.servers[0].JetStreamIsClustered()
+}
+
+func (n *natsServer) close() error {
+	for _, s := range n.servers {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+	return os.RemoveAll(n.dir)
 }

@@ -1,10 +1,12 @@
 package pymonster
 
 // The programs open whatever -store (or MONSTER_STORE) names: a path for
-// the embedded SQLite file, or a postgres:// or mongodb:// URL. On MongoDB
+// the embedded SQLite file, or a postgres://, mongodb:// or nats:// URL. On MongoDB
 // each event type gets its collection, as in pymonster: events_event_1,
-// events_user_bought_shirt, events_custom_1.
+// events_user_bought_shirt, events_custom_1; on NATS, a subject:
+// monster.ev.event_1, monster.ev.user.bought_shirt, monster.ev.custom_1.
 import (
 	_ "github.com/gomonster/monster/store/mongodb"
+	_ "github.com/gomonster/monster/store/nats"
 	_ "github.com/gomonster/monster/store/postgres"
 )
