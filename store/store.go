@@ -86,6 +86,9 @@ var (
 	ErrLeaseLost = errors.New("monster: partition lease lost")
 	// ErrConflict means the request contradicts what is stored.
 	ErrConflict = errors.New("monster: conflict with stored state")
+	// ErrTooManyEvents means an Append held more events than the store can
+	// commit at once; nothing was stored.
+	ErrTooManyEvents = errors.New("monster: too many events for one commit")
 	// ErrNotAStore means the file or database exists but does not hold a
 	// Monster store (or holds one of an unknown format version).
 	ErrNotAStore = errors.New("monster: not a monster store")
@@ -315,7 +318,10 @@ type Store interface {
 	// the store, increasing in slice order. The result
 	// has one entry per input event, in order. An event that
 	// [ValidateNewEvents] refuses (no ID, type, time or data) fails the
-	// whole call before anything is stored.
+	// whole call before anything is stored. A store that can take only so
+	// many events in one commit (NATS JetStream's atomic batches) refuses
+	// a larger call whole with an error wrapping [ErrTooManyEvents]; the
+	// runtime then commits the callers of a group commit apart.
 	Append(ctx context.Context, events []NewEvent) ([]AppendResult, error)
 
 	// Read returns up to p.Limit committed events with position > p.After,

@@ -133,44 +133,63 @@ func (c *Committer) Close() {
 // loop takes every request waiting and stores them in one Append.
 func (c *Committer) loop() {
 	defer close(c.loopDone)
-	var g gatherer
+	g := gatherer{limit: MaxEvents}
 	g.linger = time.NewTimer(time.Hour)
 	g.linger.Stop()
-	var events []store.NewEvent
 	for req := range c.requests {
 		batch := g.gather(req, c.requests)
-		events = events[:0]
-		for _, r := range batch {
-			events = append(events, r.events...)
-		}
-		began := time.Now()
-		results, err := c.cfg.Append(context.Background(), events)
-		g.lastCommit = time.Since(began)
-		if err == nil && len(results) != len(events) {
-			err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
-		}
-		if err == nil && c.cfg.Committed != nil {
-			c.cfg.Committed(results)
-		}
-		at := 0
-		for _, r := range batch {
-			if err != nil {
-				r.err = err
-			} else {
-				r.results = results[at : at+len(r.events)]
-			}
-			at += len(r.events)
-			close(r.done)
-		}
-		if err == nil && c.cfg.Released != nil {
-			c.cfg.Released()
-		}
+		c.commit(&g, batch)
 		clear(batch)
+	}
+}
+
+// commit stores batch's events in one Append and releases its callers. A
+// store that refuses that many events at once (store.ErrTooManyEvents)
+// stored none of them: the two halves of the batch are committed apart,
+// down to single callers, who get the error if their own events are too
+// many; and the gatherer forms groups of at most half the refused size
+// from then on.
+func (c *Committer) commit(g *gatherer, batch []*request) {
+	var events []store.NewEvent
+	for _, r := range batch {
+		events = append(events, r.events...)
+	}
+	began := time.Now()
+	results, err := c.cfg.Append(context.Background(), events)
+	g.lastCommit = time.Since(began)
+	if errors.Is(err, store.ErrTooManyEvents) && len(batch) > 1 {
+		g.limit = max(1, min(g.limit, len(events)/2))
+		mid := len(batch) / 2
+		c.commit(g, batch[:mid])
+		c.commit(g, batch[mid:])
+		return
+	}
+	if err == nil && len(results) != len(events) {
+		err = fmt.Errorf("monster: store returned %d results for %d events", len(results), len(events))
+	}
+	if err == nil && c.cfg.Committed != nil {
+		c.cfg.Committed(results)
+	}
+	at := 0
+	for _, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.results = results[at : at+len(r.events)]
+		}
+		at += len(r.events)
+		close(r.done)
+	}
+	if err == nil && c.cfg.Released != nil {
+		c.cfg.Released()
 	}
 }
 
 // gatherer forms groups, remembering what the last group was like.
 type gatherer struct {
+	// limit caps the events of a group: MaxEvents, or less once the store
+	// refused a group as too large.
+	limit       int
 	batch       []*request
 	lastCallers int // callers in the last group
 	lastCommit  time.Duration
@@ -186,7 +205,7 @@ func (g *gatherer) gather(first *request, requests <-chan *request) []*request {
 	yields := 0
 	var lingering <-chan time.Time
 gather:
-	for n < MaxEvents {
+	for n < g.limit {
 		var (
 			r  *request
 			ok bool

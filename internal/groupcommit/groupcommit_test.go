@@ -23,6 +23,10 @@ type fakeStore struct {
 	failAt  int
 	gate    chan struct{}
 	entered chan struct{} // gets a value when an Append starts
+	// max, when positive, is the most events one Append takes; a larger
+	// one is refused whole with store.ErrTooManyEvents.
+	max     int
+	refused []int // the sizes of the Appends refused for max
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{entered: make(chan struct{}, 100)} }
@@ -37,6 +41,10 @@ func (s *fakeStore) append(_ context.Context, events []store.NewEvent) ([]store.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.max > 0 && len(events) > s.max {
+		s.refused = append(s.refused, len(events))
+		return nil, fmt.Errorf("fake append: %d events: %w", len(events), store.ErrTooManyEvents)
+	}
 	s.groups = append(s.groups, append([]store.NewEvent(nil), events...))
 	if s.fail != nil && (s.failAt == 0 || s.failAt == len(s.groups)) {
 		return nil, s.fail
@@ -295,4 +303,80 @@ func TestGatherCapsGroupSize(t *testing.T) {
 	batch := g.gather(&request{events: make([]store.NewEvent, 1)}, requests)
 	require.Len(t, batch, 3, "the group stops once it reaches MaxEvents")
 	require.Len(t, requests, 1)
+}
+
+// A store that takes only so many events at once refuses a group whole:
+// the committer commits the group's callers apart, each gets its own
+// results, only a caller whose own events are too many gets the error, and
+// later groups stay under the refused size.
+func TestCommitSplitsGroupsTheStoreRefusesAsTooLarge(t *testing.T) {
+	t.Parallel()
+	c, st, release, first := setup(t, Config{})
+	st.mu.Lock()
+	st.max = 6
+	st.mu.Unlock()
+	const callers = 12
+	size := func(i int) int {
+		if i == callers {
+			return 7 // more than the store takes at once
+		}
+		return i%3 + 1
+	}
+	out := queue(t, c, callers, size)
+	release()
+	require.NoError(t, (<-first).err)
+	for range callers {
+		o := <-out
+		if o.caller == callers {
+			require.ErrorIs(t, o.err, store.ErrTooManyEvents, "a caller whose own events are too many gets the error")
+			continue
+		}
+		require.NoError(t, o.err, "caller %d", o.caller)
+		want := events(o.caller, size(o.caller))
+		require.Len(t, o.results, len(want))
+		for i, r := range o.results {
+			require.Equal(t, want[i].ID, r.Event.ID, "results map back to their caller, in order")
+		}
+	}
+	st.mu.Lock()
+	require.NotEmpty(t, st.refused, "the first group was too large for the store")
+	for _, g := range st.groups {
+		require.LessOrEqual(t, len(g), 6, "every stored group fits the store")
+	}
+	stored := 0
+	for _, g := range st.groups {
+		stored += len(g)
+	}
+	refusedBefore := len(st.refused)
+	st.mu.Unlock()
+	wantStored := 1 // the first caller's
+	for i := 1; i < callers; i++ {
+		wantStored += size(i)
+	}
+	require.Equal(t, wantStored, stored, "every event but the refused caller's is stored, once")
+
+	// Later groups are formed under the refused size: a queue of small
+	// callers is not refused again.
+	for len(st.entered) > 0 { // every Append of the first part has returned
+		<-st.entered
+	}
+	gate := st.hold()
+	held := make(chan error, 1)
+	go func() {
+		_, err := c.Commit(context.Background(), events(100, 1))
+		held <- err
+	}()
+	<-st.entered // its Append waits at the gate, so the next callers queue
+	more := queue(t, c, 10, func(int) int { return 1 })
+	st.mu.Lock()
+	st.gate = nil
+	st.mu.Unlock()
+	close(gate)
+	require.NoError(t, <-held)
+	for range 10 {
+		require.NoError(t, (<-more).err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	require.Len(t, st.refused, refusedBefore, "groups formed after a refusal fit the store")
 }

@@ -144,15 +144,18 @@
 // (jetstream { limits { max_batch_size } }, [ServerDefaultMaxBatch]). An
 // event needs two messages, three with an idempotency key, so by default
 // an Append of more than 333 to 500 events is refused whole by the server,
-// and Append returns an error that says so, having stored nothing. The
-// runtime's group commit may gather up to 4,096 concurrent Log calls into
-// one Append, and LogBatch takes any number: run the servers with
-// max_batch_size: 12288 (3 × 4,096; tested on one node and on a cluster,
-// 4,096 events with keys committed in about 120 ms) so that every group
-// commit fits. [Options.MaxBatchMessages] makes the store refuse a larger
-// Append before it sends anything. The server also allows 50 batches in
-// flight per stream; a batch turned away for that, stored nowhere, is sent
-// again.
+// and Append returns an error wrapping store.ErrTooManyEvents, having
+// stored nothing. The runtime's group commit, which may gather up to 4,096
+// concurrent Log calls, then commits the callers of that group in parts
+// and forms smaller groups from then on; a single LogBatch larger than the
+// limit fails whole. Run the servers with max_batch_size: 12288 (3 ×
+// 4,096; tested on one node and on a cluster, 4,096 events with keys
+// committed in about 120 ms) so that every group commit fits in one batch
+// and a LogBatch of up to 4,096 events is accepted.
+// [Options.MaxBatchMessages] makes the store refuse a larger Append before
+// it sends anything, with the same error. The server also allows 50
+// batches in flight per stream; a batch turned away for that, stored
+// nowhere, is sent again.
 //
 // # Idempotency keys and event IDs
 //

@@ -214,7 +214,7 @@ func (s *Store) appendError(ctx context.Context, err error) error {
 	case errors.As(err, &noAck):
 		return store.AmbiguousCommitError("nats", "append", err)
 	case errors.As(err, &ae) && ae.ErrCode == errCodeBatchTooLarge:
-		return store.Errorf(nil, "monster: nats append: the server refused the atomic batch as too large (%v): an event takes 2 messages, 3 with an idempotency key; append fewer events at a time, or raise the servers' jetstream { limits { max_batch_size } }",
+		return store.Errorf(store.ErrTooManyEvents, "monster: nats append: the server refused the atomic batch as too large (%v): an event takes 2 messages, 3 with an idempotency key; append fewer events at a time, or raise the servers' jetstream { limits { max_batch_size } }",
 			err)
 	}
 	return store.OpError(ctx, "nats", "append", err)
@@ -260,7 +260,7 @@ func (s *Store) publishBatch(ctx context.Context, events []store.NewEvent, pendi
 		}
 	}
 	if limit := s.opts.MaxBatchMessages; limit > 0 && len(msgs) > limit {
-		return nil, store.Errorf(nil, "monster: nats append: %d events need %d messages in one atomic batch, over the limit of %d (Options.MaxBatchMessages, the servers' max_batch_size): append fewer at a time",
+		return nil, store.Errorf(store.ErrTooManyEvents, "monster: nats append: %d events need %d messages in one atomic batch, over the limit of %d (Options.MaxBatchMessages, the servers' max_batch_size): append fewer at a time",
 			len(pending), len(msgs), limit)
 	}
 	batchID := nuid.Next()

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,6 +152,7 @@ func TestAppendOverBatchLimit(t *testing.T) {
 	_, err := s.Append(ctx, events)
 	require.ErrorContains(t, err, "refused the atomic batch as too large")
 	require.ErrorContains(t, err, "1000", "the error names the server's limit")
+	require.ErrorIs(t, err, store.ErrTooManyEvents, "the runtime splits its group commits on it")
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Zero(t, head, "nothing is stored")
@@ -157,6 +160,7 @@ func TestAppendOverBatchLimit(t *testing.T) {
 	limited := openStore(t, single.get(t), s.Prefix(), &natsstore.Options{MaxBatchMessages: 1000})
 	_, err = limited.Append(ctx, events)
 	require.ErrorContains(t, err, "1002 messages in one atomic batch, over the limit of 1000")
+	require.ErrorIs(t, err, store.ErrTooManyEvents)
 
 	// The largest that fits is stored whole.
 	res, err := s.Append(ctx, events[:natsstore.ServerDefaultMaxBatch/2])
@@ -254,4 +258,43 @@ func TestOpenRefusesOldServer(t *testing.T) {
 	}()
 	err = openErr(t, "nats://"+ln.Addr().String(), nil)
 	require.ErrorContains(t, err, "nats-server 2.9.10 is older than 2.12.0")
+}
+
+// More concurrent Log calls than one atomic batch can hold (the servers'
+// default admits 500 events per Append): the group commit the store
+// refuses as too large is committed in parts, and every call succeeds.
+func TestConcurrentLogsBeyondTheBatchLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, single.get(t), newPrefix(), nil)
+	m := monster.New(s, &monster.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { _ = m.Close() })
+	const callers = 1200
+	errs := make(chan error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			_, err := m.Log(ctx, "load.item", i)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	counts, err := s.CountByType(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(callers), counts["load.item"], "every call's event is stored once")
+
+	// One LogBatch over the limit cannot be split: it fails whole.
+	entries := make([]monster.Entry, natsstore.ServerDefaultMaxBatch)
+	for i := range entries {
+		entries[i] = monster.Entry{Type: "bulk.item", Data: i}
+	}
+	_, err = m.LogBatch(ctx, entries)
+	require.ErrorIs(t, err, store.ErrTooManyEvents)
+	counts, err = s.CountByType(ctx, 0)
+	require.NoError(t, err)
+	require.Zero(t, counts["bulk.item"], "nothing of the refused batch is stored")
 }
