@@ -144,6 +144,7 @@ func groups() []group {
 			{"AppendTx", testAppendTx},
 			{"Notifications", testNotifications},
 			{"RegisterConsumer", testRegisterConsumer},
+			{"RegisterConsumerPartitioning", testRegisterConsumerPartitioning},
 			{"DeleteConsumer", testDeleteConsumer},
 			{"Heartbeat", testHeartbeat},
 			{"Claim", testClaim},
