@@ -10,8 +10,8 @@ import (
 // schema is format version 3. Times are Unix nanoseconds (UTC); empty
 // strings of optional fields (key, idem, meta) are stored as NULL; sum is
 // the event's checksum (checksum.go), NULL for events stored by format
-// version 1; a consumer's partitioning is store.Partitioning's value, ”
-// (key, else type) for consumers registered by format version 2 or
+// version 1; a consumer's partitioning is store.Partitioning's value,
+// empty (key, else type) for consumers registered by format version 2 or
 // earlier.
 const schema = `
 CREATE TABLE IF NOT EXISTS monster_meta (
