@@ -554,7 +554,7 @@ func (c *consumerRun) process(it *dispatch.Item) {
 		return
 	}
 	out := c.failures.Fail(retry.Failure{
-		Event: it.Event, Partition: dispatch.PartitionOf(it.Event, c.def.opts.Partitions),
+		Event: it.Event, Partition: it.Partition(),
 		Attempts: it.Attempts, TotalAttempts: ev.Attempt, Err: err, Permanent: isPermanent(err),
 	})
 	switch {
