@@ -180,11 +180,13 @@ func groups() []group {
 		}},
 		{"NoSkippedEvents", []test{
 			{"ConsumerTailsConcurrentWriters", testConsumerTailsConcurrentWriters},
+			{"EarlierPartitioningKept", testEarlierPartitioningKept},
 		}},
 		{"Order", []test{
 			{"SameKeyInLogOrder", testSameKeyInLogOrder},
 			{"DifferentKeysRunConcurrently", testDifferentKeysRunConcurrently},
 			{"StrictTotalOrder", testStrictTotalOrder},
+			{"OrderByKeepsOrder", testOrderByKeepsOrder},
 		}},
 		{"Isolation", []test{
 			{"FailuresStayWithTheirEvent", testFailuresStayWithTheirEvent},
@@ -200,6 +202,7 @@ func groups() []group {
 		{"ScaleOut", []test{
 			{"PartitionsSplitAndMoveOnCrash", testPartitionsSplitAndMoveOnCrash},
 			{"TakeoverWhileReading", testTakeoverWhileReading},
+			{"KeylessEventsShared", testKeylessEventsShared},
 		}},
 		{"Validation", []test{
 			{"DeclaredTypeRejectsBadData", testDeclaredTypeRejectsBadData},
