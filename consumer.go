@@ -112,13 +112,48 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 // defaults each field's comment states.
 type ConsumerOptions struct {
 	// Concurrency is how many events this process handles at once for the
-	// consumer. Events with the same key never run concurrently. Default 1.
+	// consumer. Events with the same ordering key (their key, or OrderBy's)
+	// never run concurrently. Default 1.
 	Concurrency int
-	// Partitions splits the consumer's events by key (by type for events
-	// without a key) among the processes running it. Fixed when the
-	// consumer is first created. Default 16. Use 1 (with Concurrency 1 and
-	// BlockOnFailure) for strict total order.
+	// Partitions splits the consumer's events among the processes running
+	// it, by a hash of their ordering key: events with the same key share
+	// a partition (and run in log order), and keyless events, which have
+	// no order to keep, spread over every partition by their ID. Fixed
+	// when the consumer is first created. Default 16. Use 1 (with
+	// Concurrency 1 and BlockOnFailure) for strict total order.
+	//
+	// A consumer created by an earlier version of monster (before consumers
+	// stored their partitioning; see the CHANGELOG) keeps the
+	// partitioning it was created with, in which the keyless events of a
+	// type share one partition (so one process handles them): moving an
+	// event to another partition could skip it. To spread its keyless
+	// events, declare a consumer of a new name.
 	Partitions int
+	// OrderBy, when set, gives each event's ordering key in place of the
+	// key it was logged with: events for which it returns the same string
+	// share a partition and are handled one at a time, in log order; those
+	// for which it returns "" have no order and spread by ID. It sees only
+	// events of the consumer's subscription, and decides for this consumer
+	// alone: a warehouse consumer can order by an order ID in the data
+	// even when producers log without WithKey. Return e.Key to keep the
+	// event's key where it has one.
+	//
+	// OrderBy must depend on the event alone and be quick: every process
+	// running the consumer must place an event alike, and the reader calls
+	// it for each event. A panic in it is logged and the event is handled
+	// without order.
+	//
+	// Whether a consumer orders by OrderBy is stored when it is first
+	// created and cannot change: starting it with OrderBy when it was
+	// created without (or the reverse) fails with an error matching
+	// store.ErrConflict, since its events would move between partitions
+	// and some could be skipped; declare a consumer of a new name instead.
+	// The function itself may change between deployments, at your risk:
+	// an event whose key changes moves to another partition, and one whose
+	// new partition's checkpoint is already past it is never handled.
+	// Change it only when the consumer has caught up and producers are
+	// stopped, or accept that risk.
+	OrderBy func(e RawEvent) string
 	// StartAt is where a new consumer starts. Default Beginning.
 	StartAt StartPosition
 	// Retry is the retry policy for failed events.
@@ -237,7 +272,7 @@ func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
 	}
 	m.consumers[name] = def
 	if m.running != nil {
-		m.running.start(def, false, false)
+		m.running.start(def, false, nil)
 	}
 	return nil
 }

@@ -99,10 +99,35 @@ that Consume can declare the name again with another handler.
 # Scale-out
 
 Run the same consumer in several processes on one store and they share its
-events: a consumer's events are split into partitions by key (by type for
-events without a key), each process holds leases on a fair share of them,
-and when a process dies its partitions move to the others within
-Options.LeaseTTL. Events with the same key stay in order across the move.
+events: a consumer's events are split into partitions by a hash of their
+ordering key, each process holds leases on a fair share of them, and when a
+process dies its partitions move to the others within Options.LeaseTTL.
+Events with the same ordering key stay in order across the move; keyless
+events, which have no order to keep, spread over every partition by their
+ID, so even a stream of one type without keys is shared by every process.
+
+An event's ordering key is the key it was logged with (WithKey), unless
+the consumer chooses its own with ConsumerOptions.OrderBy, a function of
+the event (type, key, data):
+
+	err := m.Consume("warehouse", monster.Handle(placed, ship), &monster.ConsumerOptions{
+		Concurrency: 8,
+		// Ship each order's events in order, whoever logged them and with
+		// whatever key.
+		OrderBy: func(e monster.RawEvent) string {
+			var o struct {
+				OrderID string `json:"order_id"`
+			}
+			_ = json.Unmarshal(e.Data, &o)
+			return o.OrderID
+		},
+	})
+
+How a consumer partitions is fixed when it is first created: a consumer
+created by an earlier version of monster keeps the keyless events of a type
+in one partition, and a consumer created without OrderBy cannot start with
+it (nor the reverse), since an event moved to another partition could be
+skipped. Declare a consumer of a new name to change either.
 
 # Guarantees
 
@@ -117,16 +142,18 @@ Each has a group of its own, under the same name, in the conformance suite
     (handled since the last checkpoint).
   - NoSkippedEvents: a consumer never moves past a committed event it has
     not handled, even when writers commit out of position order.
-  - Order: events with the same key are handled one at a time, in log
-    order, within a consumer; strict total order with Partitions 1,
-    Concurrency 1 and BlockOnFailure.
+  - Order: events with the same ordering key (their key, or the one
+    ConsumerOptions.OrderBy gives) are handled one at a time, in log
+    order, within a consumer; events without one have no order; strict
+    total order with Partitions 1, Concurrency 1 and BlockOnFailure.
   - Isolation: a handler's error, panic or timeout affects only that event
     for that consumer; one slow consumer holds up no other.
   - IdempotentLogging: an event logged with an idempotency key is stored
     once however often the call is retried; an unknown outcome is reported
     as ErrAmbiguous.
   - ScaleOut: one consumer run by several processes shares its partitions
-    among them, and a dead process's partitions move within the lease time.
+    among them, keyless events of one type included, and a dead process's
+    partitions move within the lease time.
   - Validation: declared types reject bad data at Log, naming the field.
   - BadInput: bad input gets a clear error and never corrupts stored data.
 

@@ -72,7 +72,7 @@ func (m *Monster) start(ctx context.Context) (*runner, error) {
 	}
 	sortDefs(defs)
 	for _, d := range defs {
-		r.start(d, true, false)
+		r.start(d, true, nil)
 	}
 	go func() {
 		select {
@@ -132,12 +132,13 @@ func (m *Monster) StartConsumer(ctx context.Context, name string) error {
 	if m.opts.Eager || r.running(name) {
 		return nil
 	}
-	if err := registerConsumer(ctx, m, def); err != nil {
+	router, err := registerConsumer(ctx, m, def)
+	if err != nil {
 		return fmt.Errorf("monster: consumer %q cannot start: %w", name, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.running != r || m.consumers[name] != def || !r.start(def, false, true) {
+	if m.running != r || m.consumers[name] != def || !r.start(def, false, router) {
 		return fmt.Errorf("%w: cannot start consumer %q", ErrNotRunning, name)
 	}
 	return nil
@@ -267,10 +268,11 @@ func (r *runner) failure() error {
 // start launches a consumer unless it runs already or the runner is
 // stopping; called with m.mu held. A consumer given to Start (initial)
 // that cannot run stops the runner; one declared later only logs why it
-// does not run, leaving the others be. registered says the consumer is
-// registered in the store already (by StartConsumer). It reports false
-// when the runner is stopping.
-func (r *runner) start(def *consumerDef, initial, registered bool) bool {
+// does not run, leaving the others be. registered, when not nil, says the
+// consumer is registered in the store already (by StartConsumer), with
+// the partitioning of this router. It reports false when the runner is
+// stopping.
+func (r *runner) start(def *consumerDef, initial bool, registered *dispatch.Router) bool {
 	if r.m.opts.Eager {
 		return true // eager mode runs handlers inside Log
 	}
@@ -353,8 +355,9 @@ type consumerRun struct {
 	name string
 	// initial: given to Start; if it cannot run, the runner stops.
 	initial bool
-	// registered: StartConsumer registered it already.
-	registered bool
+	// registered: StartConsumer registered it already, and this is the
+	// router of its stored partitioning; nil: run registers it.
+	registered *dispatch.Router
 
 	handlerCtx     context.Context // the runner's, cancelled on its own by stop
 	cancelHandlers context.CancelFunc
@@ -381,8 +384,24 @@ func newConsumerRun(r *runner, def *consumerDef) *consumerRun {
 	}
 	c.handlerCtx, c.cancelHandlers = context.WithCancel(r.handlerCtx)
 	log := c.logger()
+	c.failures = retry.Failures{
+		Consumer: def.name, Policy: retry.Policy(def.opts.Retry), RetryForever: def.opts.BlockOnFailure, Store: m.store,
+	}
+	c.requested = &retry.Requested{
+		Consumer: def.name, Store: m.store,
+		ListTimeout: m.opts.LeaseTTL, ReadTimeout: c.readTimeout(), Warn: log.warn,
+	}
+	return c
+}
+
+// prepare makes the run's dispatcher and lease keeper, once the consumer is
+// registered: its events are routed under the partitioning stored then.
+func (c *consumerRun) prepare(router dispatch.Router) {
+	m, def, log := c.m, c.def, c.logger()
 	c.parts = dispatch.New(dispatch.Config{
-		Partitions:       def.opts.Partitions,
+		Partitions:       router.Partitions,
+		Scheme:           router.Scheme,
+		OrderKey:         router.OrderKey,
 		Match:            func(typ string) bool { return def.handler.match(typ) != nil },
 		SerialPartitions: def.opts.BlockOnFailure,
 		MaxInFlight:      def.opts.MaxInFlight,
@@ -396,14 +415,6 @@ func newConsumerRun(r *runner, def *consumerDef) *consumerRun {
 		TTL: m.opts.LeaseTTL, RetryInterval: m.opts.PollInterval, CheckpointInterval: m.opts.CheckpointInterval,
 		Warn: log.warn,
 	})
-	c.failures = retry.Failures{
-		Consumer: def.name, Policy: retry.Policy(def.opts.Retry), RetryForever: def.opts.BlockOnFailure, Store: m.store,
-	}
-	c.requested = &retry.Requested{
-		Consumer: def.name, Store: m.store,
-		ListTimeout: m.opts.LeaseTTL, ReadTimeout: c.readTimeout(), Warn: log.warn,
-	}
-	return c
 }
 
 // readTimeout bounds a read, which holds up no lease: only a call stuck on
@@ -437,9 +448,13 @@ func (c *consumerRun) stop(ctx context.Context) error {
 // run is the consumer's life in this runner.
 func (c *consumerRun) run() {
 	defer c.cancelHandlers()
-	if !c.registered && !c.register() {
-		return
+	router := c.registered
+	if router == nil {
+		if router = c.register(); router == nil {
+			return
+		}
 	}
+	c.prepare(*router)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -477,45 +492,54 @@ func (c *consumerRun) run() {
 	c.leases.Leave()
 }
 
-// registerConsumer creates the consumer in the store, at its StartAt, or
-// updates its subscription.
-func registerConsumer(ctx context.Context, m *Monster, def *consumerDef) error {
+// registerConsumer creates the consumer in the store, at its StartAt and
+// with the partitioning its options ask for, or updates its subscription,
+// and returns the router of the partitioning stored. The error matches
+// store.ErrConflict when the store holds another partition count, or a
+// partitioning the options cannot keep (see consumerDef.router).
+func registerConsumer(ctx context.Context, m *Monster, def *consumerDef) (*dispatch.Router, error) {
 	start, err := def.opts.StartAt.checkpoint(ctx, m)
-	if err == nil {
-		_, err = m.store.RegisterConsumer(ctx, store.ConsumerSpec{
-			Name: def.name, Types: def.handler.patterns(), Partitions: def.opts.Partitions, Start: start,
-		})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	info, err := m.store.RegisterConsumer(ctx, store.ConsumerSpec{
+		Name: def.name, Types: def.handler.patterns(), Partitions: def.opts.Partitions, Start: start,
+		Partitioning: def.partitioning(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return def.router(info, &slogLogger{m.opts.Logger, def.name})
 }
 
 // register creates or updates the consumer in the store, retrying until it
-// works or the run stops.
-func (c *consumerRun) register() bool {
+// works or the run stops, and returns the router of its stored
+// partitioning; nil when it cannot run.
+func (c *consumerRun) register() *dispatch.Router {
 	backoff := c.m.opts.PollInterval
 	// An attempt stuck on a dead connection is given up after the lease
 	// TTL (at least 5 s, at most 30 s), and the retry gets a new one.
 	attempt := min(max(c.m.opts.LeaseTTL, 5*time.Second), 30*time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), attempt)
-		err := registerConsumer(ctx, c.m, c.def)
+		router, err := registerConsumer(ctx, c.m, c.def)
 		cancel()
 		if err == nil {
-			return true
+			return router
 		}
 		if errors.Is(err, store.ErrConflict) {
 			if !c.initial {
 				c.logger().error("cannot start consumer", err)
-				return false
+				return nil
 			}
 			c.logger().error("cannot start consumer; stopping the consumers", err)
 			c.r.fail(fmt.Errorf("monster: consumer %q cannot start: %w", c.name, err))
-			return false
+			return nil
 		}
 		c.logger().warn("registering consumer (will retry)", err)
 		select {
 		case <-c.stopping:
-			return false
+			return nil
 		case <-time.After(backoff):
 			backoff = min(2*backoff, 5*time.Second)
 		}
@@ -554,7 +578,7 @@ func (c *consumerRun) process(it *dispatch.Item) {
 		return
 	}
 	out := c.failures.Fail(retry.Failure{
-		Event: it.Event, Partition: dispatch.PartitionOf(it.Event, c.def.opts.Partitions),
+		Event: it.Event, Partition: it.Partition(),
 		Attempts: it.Attempts, TotalAttempts: ev.Attempt, Err: err, Permanent: isPermanent(err),
 	})
 	switch {

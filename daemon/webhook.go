@@ -275,7 +275,11 @@ func (w *webhooks) register(ctx context.Context, name string, types []string, st
 	st := w.m.Store()
 	pos, err := startCheckpoint(ctx, st, startAt)
 	if err == nil {
-		_, err = st.RegisterConsumer(ctx, store.ConsumerSpec{Name: name, Types: types, Partitions: webhookPartitions, Start: pos})
+		// The partitioning the runtime asks for a consumer without OrderBy:
+		// registered here first, the consumer keeps what this call stores.
+		_, err = st.RegisterConsumer(ctx, store.ConsumerSpec{
+			Name: name, Types: types, Partitions: webhookPartitions, Start: pos, Partitioning: store.PartitionByKeyOrID,
+		})
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return newError(http.StatusConflict, CodeConflict, "consumer %q exists with another partition count; delete it or pick another name", name)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomonster/monster/monstertest"
+	"github.com/gomonster/monster/store"
 )
 
 // receiver is a webhook endpoint that fails the first failures deliveries
@@ -121,6 +122,13 @@ func TestWebhookRetriesUntilReceiverRecovers(t *testing.T) {
 	c, err := b.client.Consumer(ctx, "mailer")
 	if err != nil || c.Webhook == nil || c.Webhook.URL != rcv.srv.URL || c.Failures != 10 || c.DeadLetters != 0 {
 		t.Fatalf("consumer %+v, %v", c, err)
+	}
+	// The daemon registers a webhook consumer before the runtime does: it
+	// must store the partitioning a new consumer gets, or the consumer
+	// would keep the earlier one (keyless events by type).
+	info, err := b.srv.m.Store().Consumer(ctx, "mailer")
+	if err != nil || info.Partitioning != store.PartitionByKeyOrID {
+		t.Fatalf("stored partitioning %q, %v; want %q", info.Partitioning, err, store.PartitionByKeyOrID)
 	}
 }
 

@@ -160,14 +160,69 @@ type ConsumerSpec struct {
 	// first registered: 0 to start at the beginning of the log, or the
 	// position after which to start.
 	Start int64
+	// Partitioning is how the runtime spreads the consumer's events over
+	// its partitions; like Partitions, it is fixed when the consumer is
+	// first registered. A store keeps it as given and returns it in
+	// ConsumerInfo; registering an existing consumer leaves the stored
+	// value as it is, whatever the spec says (the runtime compares them).
+	// The zero value is [PartitionByKeyOrType], what every consumer
+	// registered before the field existed uses.
+	Partitioning Partitioning
+}
+
+// Partitioning names how a consumer's events are spread over its
+// partitions. Moving an event to another partition could skip it (the new
+// partition's checkpoint may be past it), so a consumer keeps the
+// partitioning it was registered with for as long as it exists; the store
+// keeps it for the runtime.
+type Partitioning string
+
+const (
+	// PartitionByKeyOrType hashes the event's key, or its type when it has
+	// none: all keyless events of one type share a partition. The zero
+	// value, so that consumers registered before partitionings were
+	// stored (and stores that do not keep the field) mean it.
+	PartitionByKeyOrType Partitioning = ""
+	// PartitionByKeyOrID hashes the event's key, or its ID when it has
+	// none: keyless events, which have no order to keep, spread over every
+	// partition. New consumers use it unless they order by a function of
+	// their own.
+	PartitionByKeyOrID Partitioning = "key-or-id"
+	// PartitionByOrderKey hashes the ordering key the consumer's own
+	// function derives from each event (ConsumerOptions.OrderBy), or the
+	// event's ID when the function returns none. The store keeps only
+	// that the consumer orders by a function, not the function.
+	PartitionByOrderKey Partitioning = "order-key"
+)
+
+// Known reports whether p is one of the partitionings this version of the
+// runtime knows.
+func (p Partitioning) Known() bool {
+	switch p {
+	case PartitionByKeyOrType, PartitionByKeyOrID, PartitionByOrderKey:
+		return true
+	}
+	return false
+}
+
+// String returns the stored name, or "key-or-type" for the zero value.
+func (p Partitioning) String() string {
+	if p == PartitionByKeyOrType {
+		return "key-or-type"
+	}
+	return string(p)
 }
 
 // ConsumerInfo is a consumer's stored state.
 type ConsumerInfo struct {
-	Name       string
-	Types      []string
-	Created    time.Time
-	Partitions []PartitionInfo
+	Name    string
+	Types   []string
+	Created time.Time
+	// Partitioning is the partitioning stored when the consumer was first
+	// registered (see [ConsumerSpec]); the zero value for a consumer
+	// registered before it was stored.
+	Partitioning Partitioning
+	Partitions   []PartitionInfo
 	// DeadLetters is the number of dead letters the consumer has.
 	DeadLetters int64
 }
@@ -346,10 +401,12 @@ type Store interface {
 	CountByType(ctx context.Context, after int64) (map[string]int64, error)
 
 	// RegisterConsumer creates the consumer if it does not exist, with
-	// every partition's checkpoint at spec.Start, and otherwise updates its
-	// Types. It returns ErrConflict if the consumer exists with a different
-	// number of partitions. [ValidateConsumerSpec] says what a spec must
-	// hold.
+	// every partition's checkpoint at spec.Start and spec.Partitioning
+	// stored as given, and otherwise updates its Types (and nothing else:
+	// an existing consumer keeps its stored Partitioning, which the result
+	// reports). It returns ErrConflict if the consumer exists with a
+	// different number of partitions. [ValidateConsumerSpec] says what a
+	// spec must hold.
 	RegisterConsumer(ctx context.Context, spec ConsumerSpec) (ConsumerInfo, error)
 
 	// Consumer returns a consumer's state, or ErrNotFound.

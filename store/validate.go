@@ -40,7 +40,8 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // ValidateConsumerSpec checks what every store asks of a spec given to
 // RegisterConsumer, before it stores anything: a name, at least one
-// partition and a start position that is not negative. op names the store
+// partition, a start position that is not negative and a partitioning
+// this version knows ([Partitioning.Known]). op names the store
 // and the operation in the messages, as in "sqlite register consumer".
 func ValidateConsumerSpec(op string, spec ConsumerSpec) error {
 	switch {
@@ -50,6 +51,9 @@ func ValidateConsumerSpec(op string, spec ConsumerSpec) error {
 		return fmt.Errorf("monster: %s %q: %d partitions, want at least 1", op, spec.Name, spec.Partitions)
 	case spec.Start < 0:
 		return fmt.Errorf("monster: %s %q: negative start position %d", op, spec.Name, spec.Start)
+	case !spec.Partitioning.Known():
+		return fmt.Errorf("monster: %s %q: unknown partitioning %q, want %q, %q or \"\" (key, else type); a newer runtime may know it: upgrade",
+			op, spec.Name, string(spec.Partitioning), string(PartitionByKeyOrID), string(PartitionByOrderKey))
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (s *slowReadStore) Heartbeat(ctx context.Context, hb store.HeartbeatParams)
 }
 
 // keyInPartition returns a key that the runtime puts in partition p of n
-// (FNV-1a of the key, as documented for dispatch.PartitionOf).
+// (FNV-1a of the key, as documented for dispatch.HashPartition).
 func keyInPartition(p, n int) string {
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("key-%02d", i)

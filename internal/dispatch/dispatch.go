@@ -42,6 +42,15 @@ type Item struct {
 	done bool
 }
 
+// Partition returns the partition the item belongs to: its queue's, or for
+// a dead letter's retry the one stored with the dead letter.
+func (it *Item) Partition() int {
+	if it.Dead != nil {
+		return it.Dead.Partition
+	}
+	return it.part.n
+}
+
 // partition is this process's state of a partition it holds.
 type partition struct {
 	n        int
@@ -69,6 +78,12 @@ func (p *partition) checkpoint() int64 {
 type Config struct {
 	// Partitions is the consumer's partition count. Required.
 	Partitions int
+	// Scheme is the consumer's partitioning as stored (see Router); the
+	// zero value is key, else type.
+	Scheme store.Partitioning
+	// OrderKey derives the ordering key from an event, for Scheme
+	// store.PartitionByOrderKey; required with it.
+	OrderKey func(store.Event) string
 	// Match reports whether the consumer handles events of a type; events
 	// it does not handle are skipped. Required.
 	Match func(typ string) bool
@@ -125,19 +140,72 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// PartitionOf hashes the event's key (its type when it has none) with
-// FNV-1a into one of n partitions.
-func PartitionOf(ev store.Event, n int) int {
-	k := ev.Key
-	if k == "" {
-		k = ev.Type
+// Router places a consumer's events in its partitions, under the
+// partitioning the consumer was registered with, and says which ordering
+// key serialises each one.
+type Router struct {
+	// Partitions is the partition count.
+	Partitions int
+	// Scheme is the partitioning:
+	//   - store.PartitionByKeyOrType (the zero value, consumers registered
+	//     before partitionings were stored): the partition hashes the key,
+	//     or the type for a keyless event, so all keyless events of a type
+	//     share one partition.
+	//   - store.PartitionByKeyOrID: the key, or the ID for a keyless event,
+	//     so keyless events spread over every partition.
+	//   - store.PartitionByOrderKey: OrderKey's result, or the ID when it
+	//     returns "".
+	// Under each, the ordering key (the key, or OrderKey's result)
+	// serialises events; a keyless event is not serialised.
+	Scheme store.Partitioning
+	// OrderKey derives the ordering key from an event, for
+	// store.PartitionByOrderKey. It must depend on the event alone: every
+	// member must place an event in the same partition.
+	OrderKey func(store.Event) string
+}
+
+// Route returns the event's ordering key ("" for none) and its partition.
+func (r Router) Route(ev store.Event) (orderKey string, partition int) {
+	switch r.Scheme {
+	case store.PartitionByOrderKey:
+		orderKey = r.OrderKey(ev)
+		if orderKey == "" {
+			return "", HashPartition(ev.ID, r.Partitions)
+		}
+	case store.PartitionByKeyOrID:
+		orderKey = ev.Key
+		if orderKey == "" {
+			return "", HashPartition(ev.ID, r.Partitions)
+		}
+	default:
+		orderKey = ev.Key
+		if orderKey == "" {
+			return "", HashPartition(ev.Type, r.Partitions)
+		}
 	}
+	return orderKey, HashPartition(orderKey, r.Partitions)
+}
+
+// Partition returns the event's partition.
+func (r Router) Partition(ev store.Event) int {
+	_, p := r.Route(ev)
+	return p
+}
+
+// HashPartition hashes s with FNV-1a into one of n partitions. Stored
+// checkpoints depend on it: it never changes.
+func HashPartition(s string, n int) int {
 	h := uint32(2166136261)
-	for i := 0; i < len(k); i++ {
-		h ^= uint32(k[i])
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
 		h *= 16777619
 	}
 	return int(h % uint32(n))
+}
+
+// Router returns the Router of the consumer's partitioning.
+func (d *Dispatcher) Router() Router {
+	return Router{Partitions: d.cfg.Partitions, Scheme: d.cfg.Scheme, OrderKey: d.cfg.OrderKey}
 }
 
 // Ready delivers the items to run.
@@ -176,18 +244,24 @@ func (d *Dispatcher) Dispatch(events []store.Event, snap Snapshot) {
 	if len(events) == 0 {
 		return
 	}
+	router := d.Router()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ev := range events {
-		p := snap[PartitionOf(ev, d.cfg.Partitions)]
+		// Events the consumer does not handle belong to no partition in
+		// particular: the loop after this one moves every partition past
+		// them. Only events it handles go through the router, so that an
+		// OrderKey function sees only the types it was written for.
+		if !d.cfg.Match(ev.Type) {
+			continue
+		}
+		key, n := router.Route(ev)
+		p := snap[n]
 		if p == nil || p.lost || ev.Position <= p.fetched {
 			continue
 		}
 		p.fetched = ev.Position
-		if !d.cfg.Match(ev.Type) {
-			continue
-		}
-		it := &Item{Event: ev, part: p, key: d.orderKey(ev, p)}
+		it := &Item{Event: ev, part: p, key: d.serialKey(key, p)}
 		p.queue = append(p.queue, it)
 		p.undone++
 		d.outstanding++
@@ -212,14 +286,15 @@ func (d *Dispatcher) Dispatch(events []store.Event, snap Snapshot) {
 	}
 }
 
-// orderKey returns what serialises the event: its key, or in blocking
-// mode its partition, so that a failing event holds back everything after
-// it in the partition. Keyless events are not serialised otherwise.
-func (d *Dispatcher) orderKey(ev store.Event, p *partition) string {
+// serialKey returns what serialises an event of ordering key key in
+// partition p: the key, or in blocking mode the partition, so that a
+// failing event holds back everything after it in the partition. Events
+// without an ordering key are not serialised otherwise.
+func (d *Dispatcher) serialKey(key string, p *partition) string {
 	if d.cfg.SerialPartitions {
 		return fmt.Sprintf("\x00partition-%d", p.n)
 	}
-	return ev.Key
+	return key
 }
 
 // Push queues an item for the workers without ever blocking the caller
@@ -265,7 +340,7 @@ func (d *Dispatcher) Failed(it *Item) (stale bool) {
 		d.nextForKeyLocked(it.key)
 		return true
 	}
-	if p := d.parts[PartitionOf(it.Event, d.cfg.Partitions)]; p != nil {
+	if p := d.parts[it.Partition()]; p != nil {
 		p.failures++
 	}
 	return false

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"sync/atomic"
 	"testing"
@@ -216,7 +217,7 @@ func TestDrainingPartitionStartsNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Partitions: 2})
 	a, z := ev(1, "k0"), ev(2, "k0")
-	p := PartitionOf(a, 2)
+	p := Router{Partitions: 2}.Partition(a)
 	b.feed(a, z)
 	items := b.ready()
 	require.Len(t, items, 1)
@@ -260,27 +261,87 @@ func TestFailedCountsTheFailureAndRetryAfterPushesAgain(t *testing.T) {
 	require.Empty(t, b.ready())
 }
 
-func TestPartitionOf(t *testing.T) {
+func TestRouter(t *testing.T) {
 	t.Parallel()
 	fnv1a := func(s string) uint32 {
 		h := fnv.New32a()
 		_, _ = h.Write([]byte(s))
 		return h.Sum32()
 	}
+	byOrderID := func(e store.Event) string { return string(e.Data) }
 	tests := []struct {
-		key, typ string
-		n        int
-		hashed   string
+		name      string
+		scheme    store.Partitioning
+		key, data string
+		n         int
+		hashed    string // what the partition hashes
+		orderKey  string // what serialises the event
 	}{
-		{key: "user-1", typ: "user.login", n: 16, hashed: "user-1"},
-		{key: "", typ: "user.login", n: 16, hashed: "user.login"},
-		{key: "k", typ: "x", n: 1, hashed: "k"},
-		{key: "order-42", typ: "x", n: 4096, hashed: "order-42"},
+		{name: "key-or-type, keyed", scheme: store.PartitionByKeyOrType, key: "user-1", n: 16, hashed: "user-1", orderKey: "user-1"},
+		{name: "key-or-type, keyless: the type", scheme: store.PartitionByKeyOrType, n: 16, hashed: "user.login"},
+		{name: "key-or-type, one partition", scheme: store.PartitionByKeyOrType, key: "k", n: 1, hashed: "k", orderKey: "k"},
+		{name: "key-or-type, many partitions", scheme: store.PartitionByKeyOrType, key: "order-42", n: 4096, hashed: "order-42", orderKey: "order-42"},
+		{name: "key-or-id, keyed", scheme: store.PartitionByKeyOrID, key: "user-1", n: 16, hashed: "user-1", orderKey: "user-1"},
+		{name: "key-or-id, keyless: the ID", scheme: store.PartitionByKeyOrID, n: 16, hashed: "0190a3b2-id"},
+		{name: "order-key: the function's key, not the event's", scheme: store.PartitionByOrderKey, key: "user-1", data: "order-7", n: 16, hashed: "order-7", orderKey: "order-7"},
+		{name: "order-key, keyless", scheme: store.PartitionByOrderKey, data: "order-7", n: 16, hashed: "order-7", orderKey: "order-7"},
+		{name: "order-key, none: the ID", scheme: store.PartitionByOrderKey, key: "user-1", n: 16, hashed: "0190a3b2-id"},
 	}
 	for _, tt := range tests {
-		got := PartitionOf(store.Event{Key: tt.key, Type: tt.typ}, tt.n)
-		require.Equal(t, int(fnv1a(tt.hashed)%uint32(tt.n)), got, "%+v", tt)
+		r := Router{Partitions: tt.n, Scheme: tt.scheme, OrderKey: byOrderID}
+		e := store.Event{ID: "0190a3b2-id", Type: "user.login", Key: tt.key, Data: []byte(tt.data)}
+		key, p := r.Route(e)
+		require.Equal(t, tt.orderKey, key, "%s: ordering key", tt.name)
+		require.Equal(t, int(fnv1a(tt.hashed)%uint32(tt.n)), p, "%s: partition", tt.name)
+		require.Equal(t, p, r.Partition(e), "%s: Partition agrees with Route", tt.name)
 	}
+}
+
+// Keyless events of one type stay in one partition under the old scheme
+// and spread over every partition under the new one.
+func TestKeylessEventsSpreadByID(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	old, spread := map[int]bool{}, map[int]bool{}
+	for i := range 200 {
+		e := store.Event{ID: fmt.Sprintf("0190a3b2-%04d", i), Type: "work.item"}
+		old[Router{Partitions: n}.Partition(e)] = true
+		spread[Router{Partitions: n, Scheme: store.PartitionByKeyOrID}.Partition(e)] = true
+	}
+	require.Len(t, old, 1, "key, else type: every keyless event of a type in one partition")
+	require.Len(t, spread, n, "key, else ID: keyless events in every partition")
+}
+
+// Under PartitionByOrderKey, events with the same derived key wait for
+// each other even without an event key, and events without one do not
+// wait at all.
+func TestOrderKeySerialises(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := setup(t, Config{
+		Partitions: 4, Scheme: store.PartitionByOrderKey,
+		Match: func(typ string) bool { return typ != "other.type" },
+		OrderKey: func(e store.Event) string {
+			calls.Add(1)
+			return string(e.Data)
+		},
+	})
+	events := []store.Event{
+		{ID: "a", Type: "t", Position: 1, Data: []byte("order-1")},
+		{ID: "b", Type: "t", Position: 2, Data: []byte("order-2")},
+		{ID: "c", Type: "t", Position: 3, Data: []byte("order-1"), Key: "someone-else"},
+		{ID: "d", Type: "t", Position: 4},
+		{ID: "e", Type: "t", Position: 5},
+		{ID: "f", Type: "other.type", Position: 6, Data: []byte("order-1")},
+	}
+	b.feed(events...)
+	require.EqualValues(t, 5, calls.Load(), "OrderKey runs once per event the consumer handles, never on others")
+	items := b.ready()
+	require.Equal(t, []int64{1, 2, 4, 5}, positions(items), "order-1's second event waits for its first")
+	b.run(t, items[0])
+	next := b.ready()
+	require.Equal(t, []int64{3}, positions(next), "the next event of order-1 starts when the one before finishes")
+	require.Equal(t, items[0].Partition(), next[0].Partition(), "one ordering key, one partition")
 }
 
 // fakeReader serves a fixed log.

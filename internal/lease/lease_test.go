@@ -227,7 +227,7 @@ func TestRefreshKeepsBusyPartitionsUntilTheirHandlersReturn(t *testing.T) {
 	require.True(t, k1.Refresh(ctx))
 	// An event of partition 3 is running.
 	ev := store.Event{ID: "x", Type: "t", Position: 1}
-	for i := 0; dispatch.PartitionOf(ev, partitions) != 3; i++ {
+	for i := 0; (dispatch.Router{Partitions: partitions}).Partition(ev) != 3; i++ {
 		ev.Key = string(rune('a' + i))
 	}
 	cursor, snap, _ := d1.Plan()

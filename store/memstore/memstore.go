@@ -193,7 +193,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 		return s.infoLocked(c), nil
 	}
 	c = &consumer{
-		info:    store.ConsumerInfo{Name: spec.Name, Types: slices.Clone(spec.Types), Created: time.Now().UTC()},
+		info:    store.ConsumerInfo{Name: spec.Name, Types: slices.Clone(spec.Types), Created: time.Now().UTC(), Partitioning: spec.Partitioning},
 		members: map[string]time.Time{},
 		dead:    map[string]store.DeadLetter{},
 	}

@@ -22,6 +22,9 @@ type consumerDoc struct {
 	Types      []string  `bson:"types"`
 	Created    int64     `bson:"created"`
 	Partitions []partDoc `bson:"partitions"`
+	// Partitioning is store.Partitioning's value; absent (the zero value,
+	// key else type) in documents written before it was stored.
+	Partitioning string `bson:"partitioning,omitempty"`
 	// Deleted marks a consumer removed by DeleteConsumer.
 	Deleted bool `bson:"deleted,omitempty"`
 }
@@ -104,7 +107,10 @@ func (s *Store) info(ctx context.Context, d consumerDoc) (store.ConsumerInfo, er
 	if err != nil {
 		return store.ConsumerInfo{}, err
 	}
-	info := store.ConsumerInfo{Name: d.Name, Types: slices.Clone(d.Types), Created: fromNanos(d.Created), DeadLetters: n}
+	info := store.ConsumerInfo{
+		Name: d.Name, Types: slices.Clone(d.Types), Created: fromNanos(d.Created), DeadLetters: n,
+		Partitioning: store.Partitioning(d.Partitioning),
+	}
 	if info.Types == nil {
 		info.Types = []string{}
 	}
@@ -134,7 +140,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 			d.Types = types
 			return nil
 		}
-		*d = consumerDoc{Name: spec.Name, Types: types, Created: nanos(time.Now().UTC())}
+		*d = consumerDoc{Name: spec.Name, Types: types, Created: nanos(time.Now().UTC()), Partitioning: string(spec.Partitioning)}
 		for p := range spec.Partitions {
 			d.Partitions = append(d.Partitions, partDoc{Partition: p, Checkpoint: spec.Start})
 		}

@@ -38,7 +38,8 @@
 //     CountByType(0) reads one document), and a format marker.
 //   - monster_consumers and monster_consumer_versions: each consumer with
 //     its partitions (checkpoint, owner, lease expiry, epoch, failures, in
-//     flight), as one state per consumer.
+//     flight) and its partitioning (absent for consumers registered
+//     before it was stored: key, else type), as one state per consumer.
 //   - monster_members: heartbeats, one document per consumer and member.
 //   - monster_dead_letters: one document per consumer and event.
 //

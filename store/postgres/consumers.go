@@ -54,8 +54,8 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 	}
 	var info store.ConsumerInfo
 	err := s.writeTx(ctx, "register consumer", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, schemaSQL(s.schema, `INSERT INTO S.consumers (name, types, partitions, created)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`), spec.Name, types, spec.Partitions, time.Now().UTC())
+		tag, err := tx.Exec(ctx, schemaSQL(s.schema, `INSERT INTO S.consumers (name, types, partitions, created, partitioning)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`), spec.Name, types, spec.Partitions, time.Now().UTC(), string(spec.Partitioning))
 		if err != nil {
 			return err
 		}
@@ -125,17 +125,19 @@ func (s *Store) loadConsumers(ctx context.Context, tx pgx.Tx, name string) ([]st
 	// $1 = '' selects every consumer.
 	infos := []store.ConsumerInfo{}
 	index := map[string]int{}
-	rows, err := tx.Query(ctx, schemaSQL(s.schema, `SELECT name, types, created FROM S.consumers
+	rows, err := tx.Query(ctx, schemaSQL(s.schema, `SELECT name, types, created, partitioning FROM S.consumers
 		WHERE $1 = '' OR name = $1 ORDER BY name`), name)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
 		var info store.ConsumerInfo
-		if err := rows.Scan(&info.Name, &info.Types, &info.Created); err != nil {
+		var partitioning string
+		if err := rows.Scan(&info.Name, &info.Types, &info.Created, &partitioning); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		info.Partitioning = store.Partitioning(partitioning)
 		if len(info.Types) == 0 {
 			info.Types = nil
 		}

@@ -241,3 +241,28 @@ INSERT INTO %[1]s.type_counts AS c (type, count) VALUES ($1, 1) ON CONFLICT (typ
 	require.Equal(t, want, got)
 	requireCounts(t, s, 2)
 }
+
+// TestMigratePartitioningFromVersion2 opens a store whose schema version 2
+// made, with a consumer registered by version 2, and checks that the
+// consumer keeps the partitioning it was registered with (key, else type)
+// while new consumers store theirs.
+func TestMigratePartitioningFromVersion2(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, requireServer(t))
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, postgres.CreateSchemaAt(ctx, pool, schema, 2))
+	_, err = pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.consumers (name, types, partitions, created) VALUES ('old', '{*}', 2, now());
+INSERT INTO %[1]s.partitions (consumer, partition, checkpoint) VALUES ('old', 0, 0), ('old', 1, 0)`, schema))
+	require.NoError(t, err)
+
+	s := openStore(t, schema) // migrates to the current version
+	old, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "old", Types: []string{"*"}, Partitions: 2, Partitioning: store.PartitionByKeyOrID})
+	require.NoError(t, err)
+	require.Equal(t, store.PartitionByKeyOrType, old.Partitioning, "a consumer of version 2 keeps partitioning by key, else type")
+	fresh, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "new", Types: []string{"*"}, Partitions: 2, Partitioning: store.PartitionByOrderKey})
+	require.NoError(t, err)
+	require.Equal(t, store.PartitionByOrderKey, fresh.Partitioning)
+}

@@ -17,7 +17,17 @@ func (s *Store) WaitFolds()           { s.bg.Wait() }
 // CreateV1Schema creates schema at version 1, as that version's Open left
 // it.
 func CreateV1Schema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	return CreateSchemaAt(ctx, pool, schema, 1)
+}
+
+// CreateSchemaAt creates schema at the given version, as that version's
+// Open left it.
+func CreateSchemaAt(ctx context.Context, pool *pgxpool.Pool, schema string, version int) error {
 	s := &Store{pool: pool, schema: schema}
-	_, err := s.migrateStep(ctx)
-	return err
+	for range version {
+		if _, err := s.migrateStep(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -122,6 +122,12 @@ INSERT INTO S.totals_through (position) SELECT coalesce(max(position), 0) FROM S
 
 COMMENT ON TABLE S.type_counts IS 'Not used since schema version 2 (see type_totals); kept for version 1 processes during an upgrade.';
 `},
+	{3, "consumers keep the partitioning they were registered with", `
+-- store.Partitioning's value. The consumers that exist, and those that
+-- processes of version 2 still running register, get '': key, else type,
+-- the partitioning they have always had.
+ALTER TABLE S.consumers ADD COLUMN partitioning text NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema version this build of the package writes and

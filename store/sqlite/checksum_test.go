@@ -88,9 +88,11 @@ func TestFormatVersion1IsUpgraded(t *testing.T) {
 	s, err := sqlite.Open(ctx, path, nil)
 	require.NoError(t, err)
 	old := appendAll(t, s, markedEvents(3))
-	// Make it a version 1 file: no sum column.
+	// Make it a version 1 file: no sum column (nor version 3's
+	// partitioning).
 	for _, stmt := range []string{
 		`ALTER TABLE events DROP COLUMN sum`,
+		`ALTER TABLE consumers DROP COLUMN partitioning`,
 		`UPDATE monster_meta SET value = 1 WHERE key = 'format_version'`,
 	} {
 		_, err := s.DB().ExecContext(ctx, stmt)
@@ -108,4 +110,36 @@ func TestFormatVersion1IsUpgraded(t *testing.T) {
 	require.NoError(t, s.DB().QueryRowContext(ctx, `SELECT count(*) FROM events WHERE sum IS NULL`).Scan(&unsummed))
 	require.Equal(t, 3, unsummed, "only the version 1 events lack a checksum")
 	require.Equal(t, append(old, more...), readAll(t, s))
+}
+
+// A store of format version 2 (no partitioning stored) is upgraded on
+// open: its consumers keep the partitioning they were registered with (the
+// zero value, key else type), and new consumers store theirs.
+func TestFormatVersion2IsUpgraded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "monster.db")
+	s, err := sqlite.Open(ctx, path, nil)
+	require.NoError(t, err)
+	_, err = s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "old", Types: []string{"*"}, Partitions: 2})
+	require.NoError(t, err)
+	for _, stmt := range []string{
+		`ALTER TABLE consumers DROP COLUMN partitioning`,
+		`UPDATE monster_meta SET value = 2 WHERE key = 'format_version'`,
+	} {
+		_, err := s.DB().ExecContext(ctx, stmt)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+
+	s = openPath(t, path)
+	var version int
+	require.NoError(t, s.DB().QueryRowContext(ctx, `SELECT value FROM monster_meta WHERE key = 'format_version'`).Scan(&version))
+	require.Equal(t, sqlite.FormatVersion, version)
+	old, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "old", Types: []string{"*"}, Partitions: 2, Partitioning: store.PartitionByKeyOrID})
+	require.NoError(t, err)
+	require.Equal(t, store.PartitionByKeyOrType, old.Partitioning, "a consumer of version 2 keeps partitioning by key, else type")
+	fresh, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "new", Types: []string{"*"}, Partitions: 2, Partitioning: store.PartitionByKeyOrID})
+	require.NoError(t, err)
+	require.Equal(t, store.PartitionByKeyOrID, fresh.Partitioning)
 }

@@ -55,8 +55,8 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 		partitions, err := requireConsumer(ctx, tx, spec.Name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO consumers (name, types, partitions, created) VALUES (?, ?, ?, ?)`,
-				spec.Name, types, spec.Partitions, time.Now().UnixNano()); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO consumers (name, types, partitions, created, partitioning) VALUES (?, ?, ?, ?, ?)`,
+				spec.Name, types, spec.Partitions, time.Now().UnixNano(), string(spec.Partitioning)); err != nil {
 				return err
 			}
 			insert, err := tx.PrepareContext(ctx, `INSERT INTO partitions (consumer, partition, checkpoint) VALUES (?, ?, ?)`)
@@ -135,7 +135,7 @@ func loadConsumers(ctx context.Context, tx *sql.Tx, name string) ([]store.Consum
 		var info store.ConsumerInfo
 		var types []byte
 		var created int64
-		if err := rows.Scan(&info.Name, &types, &created); err != nil {
+		if err := rows.Scan(&info.Name, &types, &created, &info.Partitioning); err != nil {
 			return err
 		}
 		if err := json.Unmarshal(types, &info.Types); err != nil {
@@ -149,7 +149,7 @@ func loadConsumers(ctx context.Context, tx *sql.Tx, name string) ([]store.Consum
 		index[info.Name] = len(infos)
 		infos = append(infos, info)
 		return nil
-	}, `SELECT name, types, created FROM consumers`+whereName+` ORDER BY name`, args...)
+	}, `SELECT name, types, created, partitioning FROM consumers`+whereName+` ORDER BY name`, args...)
 	if err != nil || len(infos) == 0 {
 		return infos, err
 	}

@@ -20,22 +20,25 @@
 // not an SQLite database, one of another application, or a store of a
 // format version this build does not know.
 //
-// Format version 2 has these tables (times are Unix nanoseconds, UTC; an
+// Format version 3 has these tables (times are Unix nanoseconds, UTC; an
 // empty key, metadata or idempotency key is NULL):
 //
 //	events        position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, type,
 //	              time, key, data BLOB, meta BLOB, idem TEXT (unique where not NULL),
 //	              sum INTEGER (the checksum below; NULL for events of version 1)
 //	type_counts   type, count: events per type, kept by every append
-//	consumers     name, types (JSON array), partitions, created
+//	consumers     name, types (JSON array), partitions, created, partitioning
+//	              (store.Partitioning's value; '' for consumers of version 2 or earlier)
 //	partitions    consumer, partition, checkpoint, owner, lease_expires, failures, in_flight, epoch
 //	members       consumer, member, expires
 //	dead_letters  consumer, event_id, type, position, partition, attempts, error,
 //	              failed_at, retry_requested
 //
-// Version 1 lacked events.sum; Open upgrades a version 1 file in place (one
-// IMMEDIATE transaction adding the column), after which builds that read
-// only version 1 refuse it.
+// Version 1 lacked events.sum, version 2 consumers.partitioning; Open
+// upgrades an older file in place (one IMMEDIATE transaction adding the
+// columns; the consumers it had keep the partitioning they were registered
+// with, key else type), after which builds that read only older versions
+// refuse it.
 //
 // # Checksums
 //

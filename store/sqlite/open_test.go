@@ -179,7 +179,7 @@ func TestOpenNotAStore(t *testing.T) {
 				require.NoError(t, s.Close())
 				return path
 			},
-			reason: "unknown format version 99 (this build reads versions 1 to 2)",
+			reason: "unknown format version 99 (this build reads versions 1 to 3)",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,10 +7,12 @@ import (
 	"strings"
 )
 
-// schema is format version 2. Times are Unix nanoseconds (UTC); empty
+// schema is format version 3. Times are Unix nanoseconds (UTC); empty
 // strings of optional fields (key, idem, meta) are stored as NULL; sum is
 // the event's checksum (checksum.go), NULL for events stored by format
-// version 1.
+// version 1; a consumer's partitioning is store.Partitioning's value,
+// empty (key, else type) for consumers registered by format version 2 or
+// earlier.
 const schema = `
 CREATE TABLE IF NOT EXISTS monster_meta (
 	key   TEXT PRIMARY KEY,
@@ -38,10 +40,11 @@ CREATE TABLE IF NOT EXISTS type_counts (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS consumers (
-	name       TEXT PRIMARY KEY,
-	types      TEXT NOT NULL,
-	partitions INTEGER NOT NULL,
-	created    INTEGER NOT NULL
+	name         TEXT PRIMARY KEY,
+	types        TEXT NOT NULL,
+	partitions   INTEGER NOT NULL,
+	created      INTEGER NOT NULL,
+	partitioning TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS partitions (
@@ -83,6 +86,9 @@ const eventColumns = `position, id, type, time, IFNULL(key, ''), data, meta, IFN
 // upgrades[v] turns format version v into v+1.
 var upgrades = map[int64]string{
 	1: `ALTER TABLE events ADD COLUMN sum INTEGER`,
+	// Consumers registered before keep the partitioning they were
+	// registered with: key, else type.
+	2: `ALTER TABLE consumers ADD COLUMN partitioning TEXT NOT NULL DEFAULT ''`,
 }
 
 // Append inserts events with multi-row INSERT statements of 2^k rows, up to

@@ -32,7 +32,7 @@ const pageSize = 4096
 
 // FormatVersion is the version of the schema this package writes and reads,
 // kept in the monster_meta table.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // Options configures Open. A nil *Options means all defaults.
 type Options struct {

@@ -407,3 +407,74 @@ func testResetConsumer(t *testing.T, b *bundle) {
 	require.Equal(t, []int64{0, 0, 0}, checkpoints(t, ctx, s, "c"))
 	requireMonsterError(t, s.ResetConsumer(ctx, store.ResetConsumerParams{Consumer: "nope", Position: 0}), store.ErrNotFound, "resetting an unknown consumer")
 }
+
+// RegisterConsumer stores a new consumer's Partitioning as given and
+// returns it from RegisterConsumer, Consumer and Consumers, after a reopen
+// too; registering an existing consumer keeps the stored one, whatever the
+// spec says (a store that dropped the field would make a new consumer look
+// like one registered before partitionings were stored, and the runtime
+// would partition its keyless events by type). A partitioning the contract
+// does not know is refused.
+func testRegisterConsumerPartitioning(t *testing.T, b *bundle) {
+	ctx, s := b.ctx, b.open()
+	want := map[string]store.Partitioning{
+		"by-key-or-type": store.PartitionByKeyOrType,
+		"by-key-or-id":   store.PartitionByKeyOrID,
+		"by-order-key":   store.PartitionByOrderKey,
+	}
+	// Another partitioning than each one's, for registering again.
+	other := map[string]store.Partitioning{
+		"by-key-or-type": store.PartitionByKeyOrID,
+		"by-key-or-id":   store.PartitionByOrderKey,
+		"by-order-key":   store.PartitionByKeyOrType,
+	}
+	check := func(s store.Store, when string) {
+		t.Helper()
+		for name, p := range want {
+			info, err := s.Consumer(ctx, name)
+			require.NoError(t, err)
+			require.Equal(t, p, info.Partitioning, "Consumer(%q).Partitioning %s", name, when)
+		}
+		all, err := s.Consumers(ctx)
+		require.NoError(t, err)
+		require.Len(t, all, len(want))
+		for _, info := range all {
+			require.Equal(t, want[info.Name], info.Partitioning, "Consumers: %q's Partitioning %s", info.Name, when)
+		}
+	}
+	for name, p := range want {
+		info, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: name, Types: []string{"*"}, Partitions: 4, Partitioning: p})
+		require.NoError(t, err)
+		require.Equal(t, p, info.Partitioning, "RegisterConsumer(%q) returns the partitioning it stored", name)
+	}
+	check(s, "after registration")
+
+	for name, p := range want {
+		again, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: name, Types: []string{"x.*"}, Partitions: 4, Partitioning: other[name]})
+		require.NoError(t, err, "registering %q again with another partitioning is no error: the runtime decides", name)
+		require.Equal(t, p, again.Partitioning, "registering %q again keeps the stored partitioning", name)
+		require.Equal(t, []string{"x.*"}, again.Types, "registering %q again updates Types", name)
+	}
+	check(s, "after registering again with other partitionings")
+
+	_, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "unknown", Types: []string{"*"}, Partitions: 4, Partitioning: "by-moon-phase"})
+	require.Error(t, err, "an unknown partitioning is refused (store.ValidateConsumerSpec)")
+	require.True(t, strings.HasPrefix(err.Error(), "monster: "), "error %q must start with \"monster: \"", err)
+	require.Contains(t, err.Error(), "by-moon-phase", "the error names the partitioning")
+	_, err = s.Consumer(ctx, "unknown")
+	requireMonsterError(t, err, store.ErrNotFound, "a refused registration stores nothing")
+
+	// A deleted consumer registered again is a new consumer.
+	require.NoError(t, s.DeleteConsumer(ctx, "by-key-or-type"))
+	info, err := s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "by-key-or-type", Types: []string{"*"}, Partitions: 4, Partitioning: store.PartitionByKeyOrID})
+	require.NoError(t, err)
+	require.Equal(t, store.PartitionByKeyOrID, info.Partitioning, "a consumer deleted and registered again stores the new partitioning")
+	_, err = s.RegisterConsumer(ctx, store.ConsumerSpec{Name: "by-key-or-type", Types: []string{"*"}, Partitions: 4, Partitioning: store.PartitionByKeyOrType})
+	require.NoError(t, err)
+	want["by-key-or-type"] = store.PartitionByKeyOrID
+
+	if !b.h.Limits.NotPersistent {
+		s = b.reopen(s)
+		check(s, "after a reopen")
+	}
+}

@@ -144,6 +144,7 @@ func groups() []group {
 			{"AppendTx", testAppendTx},
 			{"Notifications", testNotifications},
 			{"RegisterConsumer", testRegisterConsumer},
+			{"RegisterConsumerPartitioning", testRegisterConsumerPartitioning},
 			{"DeleteConsumer", testDeleteConsumer},
 			{"Heartbeat", testHeartbeat},
 			{"Claim", testClaim},
@@ -179,11 +180,13 @@ func groups() []group {
 		}},
 		{"NoSkippedEvents", []test{
 			{"ConsumerTailsConcurrentWriters", testConsumerTailsConcurrentWriters},
+			{"EarlierPartitioningKept", testEarlierPartitioningKept},
 		}},
 		{"Order", []test{
 			{"SameKeyInLogOrder", testSameKeyInLogOrder},
 			{"DifferentKeysRunConcurrently", testDifferentKeysRunConcurrently},
 			{"StrictTotalOrder", testStrictTotalOrder},
+			{"OrderByKeepsOrder", testOrderByKeepsOrder},
 		}},
 		{"Isolation", []test{
 			{"FailuresStayWithTheirEvent", testFailuresStayWithTheirEvent},
@@ -199,6 +202,7 @@ func groups() []group {
 		{"ScaleOut", []test{
 			{"PartitionsSplitAndMoveOnCrash", testPartitionsSplitAndMoveOnCrash},
 			{"TakeoverWhileReading", testTakeoverWhileReading},
+			{"KeylessEventsShared", testKeylessEventsShared},
 		}},
 		{"Validation", []test{
 			{"DeclaredTypeRejectsBadData", testDeclaredTypeRejectsBadData},
