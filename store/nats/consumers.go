@@ -24,6 +24,10 @@ type consumerDoc struct {
 	Created    int64            `json:"created"`
 	Partitions []partDoc        `json:"partitions"`
 	Members    map[string]int64 `json:"members,omitempty"` // heartbeat expiry, Unix ns
+	// Partitioning is store.Partitioning's value, written when the
+	// consumer is created and kept after; absent (the zero value, key else
+	// type) in consumers stored before the field existed.
+	Partitioning string `json:"partitioning,omitempty"`
 	// Deleted marks a consumer removed by DeleteConsumer.
 	Deleted bool `json:"deleted,omitempty"`
 }
@@ -160,7 +164,8 @@ func (s *Store) info(ctx context.Context, d consumerDoc) (store.ConsumerInfo, er
 	if err != nil {
 		return store.ConsumerInfo{}, err
 	}
-	info := store.ConsumerInfo{Name: d.Name, Types: slices.Clone(d.Types), Created: fromNanos(d.Created), DeadLetters: dead}
+	info := store.ConsumerInfo{Name: d.Name, Types: slices.Clone(d.Types), Created: fromNanos(d.Created), DeadLetters: dead,
+		Partitioning: store.Partitioning(d.Partitioning)}
 	if info.Types == nil {
 		info.Types = []string{}
 	}
@@ -211,7 +216,7 @@ func (s *Store) RegisterConsumer(ctx context.Context, spec store.ConsumerSpec) (
 			return nil
 		}
 		*d = consumerDoc{Name: spec.Name, Types: types, Created: nanos(time.Now().UTC()),
-			Partitions: make([]partDoc, spec.Partitions)}
+			Partitioning: string(spec.Partitioning), Partitions: make([]partDoc, spec.Partitions)}
 		for i := range d.Partitions {
 			d.Partitions[i].Checkpoint = spec.Start
 		}
