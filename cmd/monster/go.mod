@@ -3,8 +3,8 @@ module github.com/gomonster/monster/cmd/monster
 go 1.26.8
 
 require (
-	github.com/gomonster/monster v0.0.0
-	github.com/gomonster/monster/store/postgres v0.0.0
+	github.com/gomonster/monster v0.1.0
+	github.com/gomonster/monster/store/postgres v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mattn/go-isatty v0.0.24
 )
@@ -34,9 +34,4 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
-)
-
-replace (
-	github.com/gomonster/monster => ../..
-	github.com/gomonster/monster/store/postgres => ../../store/postgres
 )
