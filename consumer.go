@@ -240,8 +240,8 @@ func (m *Monster) Consume(name string, h Handler, opts *ConsumerOptions) error {
 		return fmt.Errorf("monster: consumer %q: handler subscribes to no event type", name)
 	}
 	for _, r := range h.routes {
-		if err := checkPattern(r.pattern); err != nil {
-			return fmt.Errorf("monster: consumer %q: %w", name, err)
+		if problem := patternProblem(r.pattern); problem != "" {
+			return fmt.Errorf("%w: consumer %q: %s", ErrInvalidName, name, problem)
 		}
 		if r.fn == nil {
 			return fmt.Errorf("monster: consumer %q: nil handler function for %q", name, r.pattern)

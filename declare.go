@@ -35,30 +35,47 @@ const maxNameLength = 200
 // checkTypeName returns an error wrapping ErrInvalidName if name is not a
 // valid event type.
 func checkTypeName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: event type is empty", ErrInvalidName)
-	case len(name) > maxNameLength:
-		return fmt.Errorf("%w: event type %.40q... is longer than %d bytes", ErrInvalidName, name, maxNameLength)
-	case !validTypeName(name):
-		return fmt.Errorf("%w: event type %q: want dotted words of letters, digits, '_' or '-', such as \"user.bought_shirt\"", ErrInvalidName, name)
+	if problem := typeNameProblem(name); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidName, problem)
 	}
 	return nil
+}
+
+// typeNameProblem says what is wrong with an event type name, or "".
+func typeNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "event type is empty"
+	case len(name) > maxNameLength:
+		return fmt.Sprintf("event type %.40q... is longer than %d bytes", name, maxNameLength)
+	case !validTypeName(name):
+		return fmt.Sprintf("event type %q: want dotted words of letters, digits, '_' or '-', such as \"user.bought_shirt\"", name)
+	}
+	return ""
 }
 
 // checkPattern validates a subscription pattern: an exact type, or a glob
 // where '*' matches any run of characters ("user.*", "*").
 func checkPattern(pattern string) error {
-	if pattern == "" {
-		return fmt.Errorf("%w: pattern is empty", ErrInvalidName)
-	}
-	if _, err := path.Match(pattern, ""); err != nil || strings.ContainsAny(pattern, "/\\[]") {
-		return fmt.Errorf("%w: pattern %q: use type names with '*' wildcards, such as \"user.*\"", ErrInvalidName, pattern)
-	}
-	if !strings.ContainsAny(pattern, "*?") {
-		return checkTypeName(pattern)
+	if problem := patternProblem(pattern); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidName, problem)
 	}
 	return nil
+}
+
+// patternProblem says what is wrong with a subscription pattern, or "", so
+// that callers can name the pattern's owner after ErrInvalidName's text.
+func patternProblem(pattern string) string {
+	if pattern == "" {
+		return "pattern is empty"
+	}
+	if _, err := path.Match(pattern, ""); err != nil || strings.ContainsAny(pattern, "/\\[]") {
+		return fmt.Sprintf("pattern %q: use type names with '*' wildcards, such as \"user.*\"", pattern)
+	}
+	if !strings.ContainsAny(pattern, "*?") {
+		return typeNameProblem(pattern)
+	}
+	return ""
 }
 
 // MatchType reports whether the event type typ matches a subscription

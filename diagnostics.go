@@ -16,8 +16,11 @@ func (l *slogLogger) error(what string, err error) {
 	l.l.Error("monster: "+what, "consumer", l.consumer, "error", err)
 }
 
+// retry is at debug level: a failure that will be retried is routine (a
+// dead webhook gave 86 lines at info), and dead-lettering, the outcome an
+// operator must act on, is a warning.
 func (l *slogLogger) retry(e RawEvent, err error) {
-	l.l.Info("monster: handler failed, will retry", "consumer", l.consumer, "event", e.ID,
+	l.l.Debug("monster: handler failed, will retry", "consumer", l.consumer, "event", e.ID,
 		"type", e.Type, "position", e.Position, "attempt", e.Attempt, "error", err)
 }
 

@@ -6,9 +6,9 @@ require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-sql/v3 v3.1.0
-	github.com/gomonster/monster v0.0.0
-	github.com/gomonster/monster/store/nats v0.0.0
-	github.com/gomonster/monster/store/postgres v0.0.0
+	github.com/gomonster/monster v0.1.0
+	github.com/gomonster/monster/store/nats v0.1.0
+	github.com/gomonster/monster/store/postgres v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.56.0
@@ -61,10 +61,4 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
-)
-
-replace (
-	github.com/gomonster/monster => ../
-	github.com/gomonster/monster/store/nats => ../store/nats
-	github.com/gomonster/monster/store/postgres => ../store/postgres
 )

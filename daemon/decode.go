@@ -56,6 +56,14 @@ func decodeEventsStrict(body []byte, maxEvent int) (events []NewEvent, batch boo
 	if len(trimmed) == 0 {
 		return nil, false, newError(http.StatusBadRequest, CodeInvalidJSON, "request body is empty; want a JSON object such as {\"type\":\"user.signed_up\",\"data\":{}}")
 	}
+	// A malformed body is answered as such, as encoding/json classifies it,
+	// before anything is said of its content: "not json" starts like null
+	// and "foo" like false, and {"x":0}0 has an unknown field, but all
+	// three are malformed.
+	if !json.Valid(body) {
+		var v any
+		return nil, false, jsonError(json.Unmarshal(body, &v), "")
+	}
 	if trimmed[0] != '{' {
 		return nil, false, newError(http.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object, not %s", jsonKind(trimmed[0]))
 	}
@@ -164,6 +172,8 @@ func jsonTypeName(goType string) string {
 	return goType
 }
 
+// jsonKind names the kind of the JSON value that starts with b; the value
+// must be valid JSON (a malformed one may start like any kind).
 func jsonKind(b byte) string {
 	switch {
 	case b == '[':

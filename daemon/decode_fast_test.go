@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ var fastSeeds = []string{
 	`{"type":"a","data":` + strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat("}", 100) + `}`,
 	`{"type":"a","data":"` + strings.Repeat("y", 300) + `"}`,
 	`{"type":"a","data":1,"unknown":2}`, `[]`, `""`, `null`, ``, "\ufeff{}",
+	`not json`, `foo`, `nul`, `tru`, `-`, `"x" y`, `[1,]`, `"str"`, `123`, `true`, ` [{}] `, `{"events":[1,}`,
+	`{"type":"a","data":nul}`, `{"type":5,"data":1}`, `{"events":[{"type":"a","data":1},"x"]}`, `{"events":["x",1}`,
 }
 
 // FuzzDecodeFastMatchesStrict: whatever body the fast decoder takes, the
@@ -51,11 +54,66 @@ func checkFastMatchesStrict(t *testing.T, body []byte) {
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("body %q: error %v, strict decoder %v", body, gotErr, wantErr)
 	}
+	checkErrorClass(t, body, gotErr)
 	if gotErr != nil {
 		return
 	}
 	if gotBatch != wantBatch || !reflect.DeepEqual(got, want) {
 		t.Fatalf("body %q:\n got %v %+v\nwant %v %+v", body, gotBatch, got, wantBatch, want)
+	}
+}
+
+// checkErrorClass checks that err says what encoding/json says of body: a
+// malformed body (a syntax error: json.Valid is false) gets a "malformed JSON", "empty" or "trailing data" answer; a
+// well-formed body that is not an object is named by its kind; a
+// well-formed object never gets a syntax answer, and a type error in it
+// (encoding/json cannot store a field) names that field.
+func checkErrorClass(t *testing.T, body []byte, err error) {
+	t.Helper()
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		t.Fatalf("body %q: error %T %v is not an *Error", body, err, err)
+	}
+	syntaxAnswer := e != nil && e.Code == CodeInvalidJSON && (strings.HasPrefix(e.Message, "monster: malformed JSON") ||
+		strings.HasPrefix(e.Message, "monster: request body is empty") || strings.HasPrefix(e.Message, "monster: unexpected data after"))
+	if !json.Valid(body) {
+		if !syntaxAnswer {
+			t.Fatalf("body %q is malformed JSON for encoding/json, but the answer is %v", body, err)
+		}
+		return
+	}
+	if syntaxAnswer {
+		t.Fatalf("body %q is well-formed JSON for encoding/json, but the answer is %v", body, err)
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // 1E700 is well-formed, but not a float64
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("body %q: json.Valid, but %v", body, err)
+	}
+	kind := map[reflect.Type]string{reflect.TypeFor[[]any](): "an array", reflect.TypeFor[string](): "a string",
+		reflect.TypeFor[bool](): "a boolean", reflect.TypeFor[json.Number](): "a number"}
+	if _, isObject := v.(map[string]any); !isObject {
+		want := "null"
+		if v != nil {
+			want = kind[reflect.TypeOf(v)]
+		}
+		if err == nil || e.Message != "monster: request body must be a JSON object, not "+want {
+			t.Fatalf("body %q is %s for encoding/json, but the answer is %v", body, want, err)
+		}
+		return
+	}
+	var top struct {
+		Type           string            `json:"type"`
+		Key            string            `json:"key"`
+		IdempotencyKey string            `json:"idempotency_key"`
+		Meta           map[string]string `json:"meta"`
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(json.Unmarshal(body, &top), &typeErr) && typeErr.Field != "" && !strings.Contains(typeErr.Field, ".") {
+		if err == nil || e.Code != CodeInvalidField {
+			t.Fatalf("body %q: encoding/json finds a type error in field %q, but the answer is %v", body, typeErr.Field, err)
+		}
 	}
 }
 

@@ -3,10 +3,10 @@ module github.com/gomonster/monster/examples
 go 1.26.8
 
 require (
-	github.com/gomonster/monster v0.0.0-00010101000000-000000000000
-	github.com/gomonster/monster/store/mongodb v0.0.0-00010101000000-000000000000
-	github.com/gomonster/monster/store/nats v0.0.0-00010101000000-000000000000
-	github.com/gomonster/monster/store/postgres v0.0.0-00010101000000-000000000000
+	github.com/gomonster/monster v0.1.0
+	github.com/gomonster/monster/store/mongodb v0.1.0
+	github.com/gomonster/monster/store/nats v0.1.0
+	github.com/gomonster/monster/store/postgres v0.1.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.56.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -81,11 +81,4 @@ require (
 	modernc.org/libc v1.77.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-)
-
-replace (
-	github.com/gomonster/monster => ../
-	github.com/gomonster/monster/store/mongodb => ../store/mongodb
-	github.com/gomonster/monster/store/nats => ../store/nats
-	github.com/gomonster/monster/store/postgres => ../store/postgres
 )

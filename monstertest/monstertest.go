@@ -119,14 +119,14 @@ func Options(tb testing.TB, opts *monster.Options) *monster.Options {
 }
 
 // Logger returns a logger, for Options.Logger, that writes each record
-// (Info and above: retries, dead letters, store errors) to tb.Log, where
+// (Debug and above: retries, dead letters, store errors) to tb.Log, where
 // go test shows it when the test fails or with -v. It falls silent once the
 // test's cleanup has run, since testing panics on a Log after the test
 // completed and a Monster closed late must not cause that.
 func Logger(tb testing.TB) *slog.Logger {
 	w := &tbWriter{tb: tb}
 	tb.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // tbWriter turns each record of a slog.TextHandler (one Write per record)

@@ -3,10 +3,10 @@ module github.com/gomonster/monster/cmd/monster
 go 1.26.8
 
 require (
-	github.com/gomonster/monster v0.0.0
-	github.com/gomonster/monster/store/mongodb v0.0.0
-	github.com/gomonster/monster/store/nats v0.0.0
-	github.com/gomonster/monster/store/postgres v0.0.0
+	github.com/gomonster/monster v0.1.0
+	github.com/gomonster/monster/store/mongodb v0.1.0
+	github.com/gomonster/monster/store/nats v0.1.0
+	github.com/gomonster/monster/store/postgres v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mattn/go-isatty v0.0.24
 	github.com/nats-io/nats-server/v2 v2.15.3
@@ -52,11 +52,4 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
-)
-
-replace (
-	github.com/gomonster/monster => ../..
-	github.com/gomonster/monster/store/mongodb => ../../store/mongodb
-	github.com/gomonster/monster/store/nats => ../../store/nats
-	github.com/gomonster/monster/store/postgres => ../../store/postgres
 )

@@ -61,7 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	m, err := monster.Open(ctx, *storeURL, &monster.Options{
 		Verbose: true, Output: stdout, // "[Event][shoestore.product_viewed] {...}" per view
-		Logger: slog.New(slog.NewTextHandler(stderr, nil)), // retries, dead letters
+		// Debug level shows each retry, which this demo is about; a
+		// service would keep info and see only dead letters (warnings).
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		return err

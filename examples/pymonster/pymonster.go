@@ -143,8 +143,11 @@ func Message(e monster.RawEvent) string {
 	return string(e.Data)
 }
 
-// StoreFlag defines the -store flag on fs: the store to open, by default
-// $MONSTER_STORE, or ./monster.db when that is unset.
+// StoreFlag defines the producer's and consumer's -store flag on fs: the
+// store to open, by default $MONSTER_STORE, or ./monster.db when that is
+// unset. The programs import the PostgreSQL and MongoDB stores themselves;
+// this package imports none, so that the background program, which opens
+// SQLite files only, compiles no server driver.
 func StoreFlag(fs *flag.FlagSet) *string {
 	def := os.Getenv("MONSTER_STORE")
 	if def == "" {

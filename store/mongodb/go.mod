@@ -4,7 +4,7 @@ go 1.26.8
 
 require (
 	github.com/FerretDB/FerretDB v1.24.0
-	github.com/gomonster/monster v0.0.0-00010101000000-000000000000
+	github.com/gomonster/monster v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.mongodb.org/mongo-driver/v2 v2.9.3
 )
@@ -68,5 +68,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
 )
-
-replace github.com/gomonster/monster => ../..

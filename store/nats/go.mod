@@ -3,7 +3,7 @@ module github.com/gomonster/monster/store/nats
 go 1.26.8
 
 require (
-	github.com/gomonster/monster v0.0.0-00010101000000-000000000000
+	github.com/gomonster/monster v0.1.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.56.0
 	github.com/nats-io/nuid v1.0.1
@@ -31,5 +31,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
 )
-
-replace github.com/gomonster/monster => ../..

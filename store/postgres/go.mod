@@ -3,7 +3,7 @@ module github.com/gomonster/monster/store/postgres
 go 1.26.8
 
 require (
-	github.com/gomonster/monster v0.0.0-00010101000000-000000000000
+	github.com/gomonster/monster v0.1.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/stretchr/testify v1.12.1
@@ -26,5 +26,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.60.1 // indirect
 )
-
-replace github.com/gomonster/monster => ../..

@@ -2,9 +2,16 @@
 // process that runs the walkthrough's consumers in the background and logs
 // its events, printing both sides, then waits for the consumers to handle
 // everything and exits. It needs nothing installed: the store is an SQLite
-// file.
+// file, and the program compiles no other store's driver.
 //
-//	go run ./examples/pymonster/background [-store monster.db] [-n 3]
+// By default each run starts clean: the file is a new one in a temporary
+// directory, removed when the program exits, so every run prints the same
+// positions. -store PATH (or MONSTER_STORE) keeps the log in PATH instead;
+// run again on the same file, the program logs the next events after the
+// ones already there and the consumers, which remember their positions,
+// print only the new ones.
+//
+//	go run ./examples/pymonster/background [-store PATH] [-n 3]
 package main
 
 import (
@@ -16,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/gomonster/monster"
@@ -25,7 +33,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "background:", err)
 		}
@@ -33,21 +41,35 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// run is the program; getenv gives MONSTER_STORE.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("background", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	storeURL := pymonster.StoreFlag(fs)
+	storePath := fs.String("store", getenv("MONSTER_STORE"),
+		"SQLite file `path` to keep the log in ($MONSTER_STORE sets the default; without either, a new file removed at exit)")
 	rounds := fs.Int("n", 3, "rounds of the event_1/custom_1 loop (the README's walkthrough has 20)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *storePath == "" {
+		dir, err := os.MkdirTemp("", "monster-background-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*storePath = filepath.Join(dir, monster.DefaultPath)
+		fmt.Fprintf(stderr, "store: %s (new, removed at exit; -store PATH keeps the log)\n", *storePath)
+	}
 
 	// Consumers print from their own goroutines: serialise the lines.
 	out := pymonster.Synchronized(stdout)
-	m, err := monster.Open(ctx, *storeURL, &monster.Options{
+	m, err := monster.Open(ctx, *storePath, &monster.Options{
 		Verbose: true, Output: out,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)), // retries, dead letters
 	})
+	if errors.Is(err, monster.ErrUnknownStore) {
+		return fmt.Errorf("%w; this program runs on an SQLite file only: the producer and consumer programs open postgres:// and mongodb:// URLs", err)
+	}
 	if err != nil {
 		return err
 	}
