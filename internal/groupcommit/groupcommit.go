@@ -133,7 +133,7 @@ func (c *Committer) Close() {
 // loop takes every request waiting and stores them in one Append.
 func (c *Committer) loop() {
 	defer close(c.loopDone)
-	g := gatherer{limit: MaxEvents}
+	var g gatherer
 	g.linger = time.NewTimer(time.Hour)
 	g.linger.Stop()
 	for req := range c.requests {
@@ -187,8 +187,8 @@ func (c *Committer) commit(g *gatherer, batch []*request) {
 
 // gatherer forms groups, remembering what the last group was like.
 type gatherer struct {
-	// limit caps the events of a group: MaxEvents, or less once the store
-	// refused a group as too large.
+	// limit caps the events of a group: MaxEvents (also when zero), or
+	// less once the store refused a group as too large.
 	limit       int
 	batch       []*request
 	lastCallers int // callers in the last group
@@ -200,6 +200,9 @@ type gatherer struct {
 // and with concurrent callers those that arrive while the committer yields
 // or lingers. The slice is reused by the next call.
 func (g *gatherer) gather(first *request, requests <-chan *request) []*request {
+	if g.limit <= 0 {
+		g.limit = MaxEvents
+	}
 	g.batch = append(g.batch[:0], first)
 	n := len(first.events)
 	yields := 0
