@@ -52,12 +52,15 @@
 // # Stability
 //
 // This contract is for store authors, inside and outside this module, and
-// it will grow: the NATS JetStream store and history queries are being
-// added. The rules:
+// it will grow (history queries are planned). The rules:
 //
-//   - A call's parameter struct may gain fields. A new field's zero value
-//     always means what the call meant before, so a store that ignores it
-//     stays correct.
+//   - A call's parameter struct, and a record a store keeps (ConsumerSpec,
+//     ConsumerInfo), may gain fields. A new field's zero value always means
+//     what the call meant before: a store that ignores a new field of a
+//     request stays correct. A new field a store must keep (as
+//     ConsumerSpec.Partitioning) is listed under "Store contract" in the
+//     release notes, with a conformance test that fails until the store
+//     keeps it.
 //   - A new capability arrives as a new optional interface, never as a new
 //     method of [Store].
 //   - A new required method of [Store], or a changed meaning of an existing
