@@ -102,12 +102,18 @@ const readAttempt = 500 * time.Millisecond
 // stream was just created, or its replicas are catching up.
 var errNoDirectGets = errors.New("no server answers direct gets")
 
+// maxReadAttempt caps an attempt's bound, which doubles after each attempt
+// that timed out: a read that is merely slow (megabytes of events on a
+// loaded machine) must finish, not be cut off at readAttempt for ever.
+const maxReadAttempt = 15 * time.Second
+
 // retryRead runs read with a context of its own bounded by readAttempt,
-// again while the attempt timed out, or no server answered direct gets,
-// and ctx allows.
+// again while the attempt timed out (with twice the bound, up to
+// maxReadAttempt), or no server answered direct gets, and ctx allows.
 func (s *Store) retryRead(ctx context.Context, read func(attempt context.Context) error) error {
+	bound := readAttempt
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
-		attempt, cancel := context.WithTimeout(ctx, readAttempt)
+		attempt, cancel := context.WithTimeout(ctx, bound)
 		err := read(attempt)
 		timedOut := attempt.Err() != nil && ctx.Err() == nil
 		cancel()
@@ -120,6 +126,8 @@ func (s *Store) retryRead(ctx context.Context, read func(attempt context.Context
 			}
 		case !timedOut:
 			return err
+		default:
+			bound = min(2*bound, maxReadAttempt)
 		}
 	}
 }
