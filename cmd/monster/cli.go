@@ -47,7 +47,7 @@ Commands:
 	events      list events: monster events [--type T] [--after P] [--limit N|--all]
 	tail        print events as they are logged: monster tail [GLOB...]
 	types       list event types with counts and rates
-	consumers   list consumers: position, lag, in flight, failures, dead letters
+	consumers   list consumers: position, lag, in flight, failures, dead letters, members (-v: each partition)
 	reset       move a consumer: monster reset CONSUMER --to beginning|end|POSITION|TIME [--wait]
 	dead        dead letters: monster dead list|retry|discard CONSUMER [ID...|--all] [--wait]
 	migrate     create or upgrade a store's schema: monster migrate [--store URL]
