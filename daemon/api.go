@@ -75,7 +75,8 @@ type WebhookInfo struct {
 	Source string `json:"source"`
 }
 
-// DeadLetter is an event a consumer gave up on.
+// DeadLetter is an event a consumer gave up on, with the event's key and
+// data so that an operator sees what failed without looking it up.
 type DeadLetter struct {
 	EventID        string    `json:"event_id"`
 	Type           string    `json:"type"`
@@ -85,6 +86,10 @@ type DeadLetter struct {
 	Error          string    `json:"error"`
 	FailedAt       time.Time `json:"failed_at"`
 	RetryRequested bool      `json:"retry_requested"`
+	// Key is the event's key, if it has one.
+	Key string `json:"key,omitempty"`
+	// Data is the event's data, as stored.
+	Data json.RawMessage `json:"data"`
 }
 
 // TailQuery selects the live events GET /v1/tail streams.

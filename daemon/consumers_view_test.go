@@ -53,3 +53,52 @@ func TestGetConsumerPerPartition(t *testing.T) {
 		t.Errorf("GET /v1/consumers: %d %s", status, body)
 	}
 }
+
+// GET /v1/consumers/{name}/dead shows each event's key and data.
+func TestDeadLettersCarryKeyAndData(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	rcv := newReceiver(t, "k", 1000) // always fails
+	ctx := context.Background()
+	spec := fastRetry(rcv.srv.URL, "k", "user.*")
+	spec.MaxAttempts = 1
+	if _, err := b.client.PutConsumer(ctx, "audit", spec); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := b.client.Log(ctx, []NewEvent{
+		{Type: "user.signed_up", Key: "ada", Data: json.RawMessage(`{"user":"ada","plan":"pro"}`)},
+		{Type: "user.clicked", Data: json.RawMessage(`[1,2,3]`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	monstertest.EventuallyWithin(t, 10*time.Second, "2 dead letters", func() bool {
+		dls, err := b.client.DeadLetters(ctx, "audit", 0)
+		return err == nil && len(dls) == 2
+	})
+	status, body := b.call(t, "GET", "/v1/consumers/audit/dead", "", nil)
+	if status != 200 {
+		t.Fatalf("GET dead: %d %s", status, body)
+	}
+	var raw struct {
+		DeadLetters []map[string]json.RawMessage `json:"dead_letters"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil || len(raw.DeadLetters) != 2 {
+		t.Fatalf("GET dead: %s, %v", body, err)
+	}
+	if got := string(raw.DeadLetters[0]["key"]); got != `"ada"` {
+		t.Errorf("first dead letter's key %s, want \"ada\"", got)
+	}
+	if got := string(raw.DeadLetters[0]["data"]); got != `{"user":"ada","plan":"pro"}` {
+		t.Errorf("first dead letter's data %s", got)
+	}
+	if _, ok := raw.DeadLetters[1]["key"]; ok {
+		t.Errorf("a keyless event's dead letter has a key: %s", body)
+	}
+	if got := string(raw.DeadLetters[1]["data"]); got != `[1,2,3]` {
+		t.Errorf("second dead letter's data %s", got)
+	}
+	if got := string(raw.DeadLetters[1]["event_id"]); got != `"`+evs[1].ID+`"` {
+		t.Errorf("second dead letter's event_id %s, want %s", got, evs[1].ID)
+	}
+}

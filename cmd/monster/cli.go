@@ -218,6 +218,13 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
 
+// cell is s for a table cell: cut to n runes, with line breaks and tabs
+// (a key or a pretty-printed JSON value may hold them) shown as spaces, so
+// that one row stays one line and the columns stay aligned.
+func cell(s string, n int) string {
+	return shorten(strings.Join(strings.Fields(s), " "), n)
+}
+
 // shorten cuts s to n runes for a table cell.
 func shorten(s string, n int) string {
 	r := []rune(s)

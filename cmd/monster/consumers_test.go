@@ -124,3 +124,22 @@ func TestConsumersShowsTakeover(t *testing.T) {
 		t.Errorf("consumers --json: %+v", c)
 	}
 }
+
+func TestCell(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{`{"a":1}`, 40, `{"a":1}`},
+		{"{\n  \"a\": 1\n}", 40, `{ "a": 1 }`},
+		{"key\twith\ttabs", 40, "key with tabs"},
+		{"abcdefghij", 5, "abcd…"},
+		{"", 5, ""},
+	} {
+		if got := cell(tt.in, tt.n); got != tt.want {
+			t.Errorf("cell(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}

@@ -75,14 +75,15 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return writeJSON(c.stdout, dls)
 		}
 		tw := newTable(c.stdout)
-		fmt.Fprintln(tw, "EVENT ID\tPOSITION\tTYPE\tATTEMPTS\tFAILED AT\tRETRYING\tERROR")
+		fmt.Fprintln(tw, "EVENT ID\tPOSITION\tTYPE\tKEY\tDATA\tATTEMPTS\tFAILED AT\tRETRYING\tERROR")
 		for _, d := range dls {
 			retrying := ""
 			if d.RetryRequested {
 				retrying = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", d.EventID, d.Position, d.Type, d.Attempts,
-				d.FailedAt.Format("2006-01-02 15:04:05"), retrying, shorten(d.Error, 80))
+			// The data is cut to a preview; --json has it whole.
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.EventID, d.Position, d.Type, cell(d.Key, 30),
+				cell(string(d.Data), 40), d.Attempts, d.FailedAt.Format("2006-01-02 15:04:05"), retrying, shorten(d.Error, 80))
 		}
 		return tw.Flush()
 	case "retry":
