@@ -92,6 +92,35 @@ type DeadLetter struct {
 	Data json.RawMessage `json:"data"`
 }
 
+// TypeList is the answer to GET /v1/types (and monster types --json).
+type TypeList struct {
+	Types []TypeInfo `json:"types"`
+}
+
+// ConsumerList is the answer to GET /v1/consumers (and monster consumers
+// --json).
+type ConsumerList struct {
+	Consumers []Consumer `json:"consumers"`
+}
+
+// DeadLetterList is the answer to GET /v1/consumers/{name}/dead (and
+// monster dead list --json).
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
+}
+
+// RetriedCount is the answer to the dead-letter retry requests (and
+// monster dead retry --json without --wait).
+type RetriedCount struct {
+	Retried int `json:"retried"`
+}
+
+// DiscardedCount is the answer to the dead-letter discard requests (and
+// monster dead discard --json).
+type DiscardedCount struct {
+	Discarded int `json:"discarded"`
+}
+
 // TailQuery selects the live events GET /v1/tail streams.
 type TailQuery struct {
 	// Types are event types or globs; empty for every type.

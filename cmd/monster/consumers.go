@@ -49,7 +49,8 @@ func (c *ConsumersCommand) Run(ctx context.Context) error {
 		return err
 	}
 	if c.target.json {
-		return writeJSON(c.stdout, cs)
+		// The shape of GET /v1/consumers.
+		return writeJSON(c.stdout, daemon.ConsumerList{Consumers: orEmpty(cs)})
 	}
 	now := time.Now()
 	tw := newTable(c.stdout)

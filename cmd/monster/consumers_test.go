@@ -115,11 +115,11 @@ func TestConsumersShowsTakeover(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\s+1\s+3\s+survivor\s+expires in \S+\s+0\s+0$`).MatchString(out) {
 		t.Errorf("consumers -v: no row for the survivor's partition 1 at checkpoint 3:\n%s", out)
 	}
-	var list []daemon.Consumer
-	if err := json.Unmarshal([]byte(mustRun(t, env, "consumers", "--json")), &list); err != nil || len(list) != 1 {
+	var list daemon.ConsumerList
+	if err := json.Unmarshal([]byte(mustRun(t, env, "consumers", "--json")), &list); err != nil || len(list.Consumers) != 1 {
 		t.Fatalf("consumers --json: %+v, %v", list, err)
 	}
-	c := list[0]
+	c := list.Consumers[0]
 	if c.Position != 0 || c.Members["survivor"] != 1 || len(c.PerPartition) != 2 || c.PerPartition[1].Checkpoint != 3 {
 		t.Errorf("consumers --json: %+v", c)
 	}

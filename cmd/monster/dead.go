@@ -72,7 +72,8 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, dls)
+			// The shape of GET /v1/consumers/{name}/dead.
+			return writeJSON(c.stdout, daemon.DeadLetterList{DeadLetters: orEmpty(dls)})
 		}
 		tw := newTable(c.stdout)
 		fmt.Fprintln(tw, "EVENT ID\tPOSITION\tTYPE\tKEY\tDATA\tATTEMPTS\tFAILED AT\tRETRYING\tERROR")
@@ -116,7 +117,7 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, map[string]int{"retried": n})
+			return writeJSON(c.stdout, daemon.RetriedCount{Retried: n})
 		}
 		_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s marked for retry; the processes running it pick them up\n", n, c.consumer)
 		return err
@@ -126,7 +127,7 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, map[string]int{"discarded": n})
+			return writeJSON(c.stdout, daemon.DiscardedCount{Discarded: n})
 		}
 		_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s discarded (the events stay in the log)\n", n, c.consumer)
 		return err

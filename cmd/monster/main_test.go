@@ -189,10 +189,11 @@ func TestCommands(t *testing.T) {
 				}
 			}
 
-			var dls []daemon.DeadLetter
-			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &dls); err != nil || len(dls) != 2 || !strings.Contains(dls[0].Error, "smtp down") {
-				t.Fatalf("dead list: %+v, %v", dls, err)
+			var list daemon.DeadLetterList
+			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &list); err != nil || len(list.DeadLetters) != 2 || !strings.Contains(list.DeadLetters[0].Error, "smtp down") {
+				t.Fatalf("dead list: %+v, %v", list, err)
 			}
+			dls := list.DeadLetters
 			// The event's key and data: whole in JSON, a preview in the table.
 			if dls[0].Key != "ada" || compactJSON(t, dls[0].Data) != `{"t":"user.signed_up"}` || dls[1].Key != "" ||
 				!strings.Contains(string(dls[1].Data), strings.Repeat("x", 100)) {
@@ -211,8 +212,8 @@ func TestCommands(t *testing.T) {
 			if !strings.Contains(out, "1 dead letters of mailer marked for retry") {
 				t.Errorf("dead retry: %q", out)
 			}
-			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &dls); err != nil || !dls[0].RetryRequested {
-				t.Errorf("after retry: %+v, %v", dls, err)
+			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &list); err != nil || !list.DeadLetters[0].RetryRequested {
+				t.Errorf("after retry: %+v, %v", list, err)
 			}
 
 			out = mustRun(t, env, "reset", "mailer", "--to", "end")
