@@ -46,6 +46,16 @@ type ConsumerStats struct {
 	// them.
 	Partitions int      `json:"partitions"`
 	Owners     []string `json:"owners,omitempty"`
+	// Members is how many partitions each owner holds, by member (the
+	// keys are Owners). During a takeover it shows the work moving: a
+	// stopped or dead member keeps its partitions until their leases run
+	// out (PerPartition says when), while the others go on with theirs.
+	Members map[string]int `json:"members,omitempty"`
+	// PerPartition is each partition's stored state, by partition number.
+	// Position is the lowest of their checkpoints, so one partition held
+	// by a dead member holds Position back until its lease expires and a
+	// survivor takes it over; here the other partitions' progress shows.
+	PerPartition []PartitionStats `json:"per_partition,omitempty"`
 	// NotStarted reports a consumer declared in this Monster (Consume)
 	// that has not started yet: the store holds nothing of it until Start,
 	// Run or StartConsumer first runs it somewhere. Its Position and Lag are
@@ -53,6 +63,27 @@ type ConsumerStats struct {
 	// started now (from its ConsumerOptions.StartAt), Partitions is its
 	// declared count, and it has no owners, failures or dead letters.
 	NotStarted bool `json:"not_started,omitempty"`
+}
+
+// PartitionStats is one partition of a consumer, as stored by the member
+// holding it (saved every Options.CheckpointInterval).
+type PartitionStats struct {
+	Partition int `json:"partition"`
+	// Checkpoint: every event of this partition up to it is handled or
+	// dead-lettered.
+	Checkpoint int64 `json:"checkpoint"`
+	// Owner is the member holding the partition's lease; empty when the
+	// partition is free.
+	Owner string `json:"owner,omitempty"`
+	// LeaseExpires is when Owner's lease runs out unless renewed, in UTC
+	// (nil when free). A time in the past means the owner stopped renewing
+	// (it died or lost the store) and any member may take the partition.
+	LeaseExpires *time.Time `json:"lease_expires,omitempty"`
+	// InFlight is the owner's last reported number of events of this
+	// partition being handled or retried.
+	InFlight int64 `json:"in_flight"`
+	// Failures counts failed handler runs in this partition.
+	Failures int64 `json:"failures"`
 }
 
 // Stats returns counts per type and every consumer's progress.
@@ -163,21 +194,30 @@ func (m *Monster) lagAfter(ctx context.Context, position int64, patterns []strin
 
 func (m *Monster) consumerStats(ctx context.Context, info store.ConsumerInfo) (ConsumerStats, error) {
 	cs := ConsumerStats{Name: info.Name, Types: info.Types, DeadLetters: info.DeadLetters, Partitions: len(info.Partitions)}
-	owners := map[string]bool{}
 	for i, p := range info.Partitions {
 		if i == 0 || p.Checkpoint < cs.Position {
 			cs.Position = p.Checkpoint
 		}
 		cs.InFlight += p.InFlight
 		cs.Failures += p.Failures
+		ps := PartitionStats{Partition: p.Partition, Checkpoint: p.Checkpoint, Owner: p.Owner, InFlight: p.InFlight, Failures: p.Failures}
 		if p.Owner != "" {
-			owners[p.Owner] = true
+			if cs.Members == nil {
+				cs.Members = map[string]int{}
+			}
+			cs.Members[p.Owner]++
+			if !p.LeaseExpires.IsZero() {
+				expires := p.LeaseExpires.UTC()
+				ps.LeaseExpires = &expires
+			}
 		}
+		cs.PerPartition = append(cs.PerPartition, ps)
 	}
-	for o := range owners {
+	for o := range cs.Members {
 		cs.Owners = append(cs.Owners, o)
 	}
 	sort.Strings(cs.Owners)
+	sort.Slice(cs.PerPartition, func(i, j int) bool { return cs.PerPartition[i].Partition < cs.PerPartition[j].Partition })
 	var err error
 	if cs.Lag, err = m.lagAfter(ctx, cs.Position, info.Types); err != nil {
 		return ConsumerStats{}, fmt.Errorf("monster: stats of consumer %q: %w", info.Name, err)

@@ -75,7 +75,8 @@ type WebhookInfo struct {
 	Source string `json:"source"`
 }
 
-// DeadLetter is an event a consumer gave up on.
+// DeadLetter is an event a consumer gave up on, with the event's key and
+// data so that an operator sees what failed without looking it up.
 type DeadLetter struct {
 	EventID        string    `json:"event_id"`
 	Type           string    `json:"type"`
@@ -85,6 +86,39 @@ type DeadLetter struct {
 	Error          string    `json:"error"`
 	FailedAt       time.Time `json:"failed_at"`
 	RetryRequested bool      `json:"retry_requested"`
+	// Key is the event's key, if it has one.
+	Key string `json:"key,omitempty"`
+	// Data is the event's data, as stored.
+	Data json.RawMessage `json:"data"`
+}
+
+// TypeList is the answer to GET /v1/types (and monster types --json).
+type TypeList struct {
+	Types []TypeInfo `json:"types"`
+}
+
+// ConsumerList is the answer to GET /v1/consumers (and monster consumers
+// --json).
+type ConsumerList struct {
+	Consumers []Consumer `json:"consumers"`
+}
+
+// DeadLetterList is the answer to GET /v1/consumers/{name}/dead (and
+// monster dead list --json).
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
+}
+
+// RetriedCount is the answer to the dead-letter retry requests (and
+// monster dead retry --json without --wait).
+type RetriedCount struct {
+	Retried int `json:"retried"`
+}
+
+// DiscardedCount is the answer to the dead-letter discard requests (and
+// monster dead discard --json).
+type DiscardedCount struct {
+	Discarded int `json:"discarded"`
 }
 
 // TailQuery selects the live events GET /v1/tail streams.

@@ -164,9 +164,7 @@ func (c *Client) Event(ctx context.Context, id string) (Event, error) {
 
 // Types implements Operations.
 func (c *Client) Types(ctx context.Context) ([]TypeInfo, error) {
-	var out struct {
-		Types []TypeInfo `json:"types"`
-	}
+	var out TypeList
 	err := c.do(ctx, http.MethodGet, "/v1/types", nil, &out)
 	return out.Types, err
 }
@@ -230,9 +228,7 @@ func (c *Client) Tail(ctx context.Context, q TailQuery, fn func(Event) error) er
 
 // Consumers implements Operations.
 func (c *Client) Consumers(ctx context.Context) ([]Consumer, error) {
-	var out struct {
-		Consumers []Consumer `json:"consumers"`
-	}
+	var out ConsumerList
 	err := c.do(ctx, http.MethodGet, "/v1/consumers", nil, &out)
 	return out.Consumers, err
 }
@@ -255,9 +251,7 @@ func (c *Client) DeadLetters(ctx context.Context, consumer string, limit int) ([
 	if limit > 0 {
 		path += "?limit=" + strconv.Itoa(limit)
 	}
-	var out struct {
-		DeadLetters []DeadLetter `json:"dead_letters"`
-	}
+	var out DeadLetterList
 	err := c.do(ctx, http.MethodGet, path, nil, &out)
 	return out.DeadLetters, err
 }
@@ -265,7 +259,7 @@ func (c *Client) DeadLetters(ctx context.Context, consumer string, limit int) ([
 // RetryDeadLetters implements Operations.
 func (c *Client) RetryDeadLetters(ctx context.Context, consumer string, ids ...string) (int, error) {
 	base := "/v1/consumers/" + url.PathEscape(consumer) + "/dead"
-	var out retriedBody
+	var out RetriedCount
 	if len(ids) == 0 {
 		err := c.do(ctx, http.MethodPost, base+"/retry", nil, &out)
 		return out.Retried, err
@@ -283,7 +277,7 @@ func (c *Client) RetryDeadLetters(ctx context.Context, consumer string, ids ...s
 // DiscardDeadLetters implements Operations.
 func (c *Client) DiscardDeadLetters(ctx context.Context, consumer string, ids ...string) (int, error) {
 	base := "/v1/consumers/" + url.PathEscape(consumer) + "/dead"
-	var out discardedBody
+	var out DiscardedCount
 	if len(ids) == 0 {
 		err := c.do(ctx, http.MethodDelete, base, nil, &out)
 		return out.Discarded, err

@@ -243,9 +243,7 @@ func (s *Server) getTypes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Types []TypeInfo `json:"types"`
-	}{types})
+	writeJSON(w, http.StatusOK, TypeList{types})
 	return nil
 }
 
@@ -348,9 +346,7 @@ func (s *Server) getConsumers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Consumers []Consumer `json:"consumers"`
-	}{cs})
+	writeJSON(w, http.StatusOK, ConsumerList{cs})
 	return nil
 }
 
@@ -453,18 +449,8 @@ func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		DeadLetters []DeadLetter `json:"dead_letters"`
-	}{dls})
+	writeJSON(w, http.StatusOK, DeadLetterList{dls})
 	return nil
-}
-
-type retriedBody struct {
-	Retried int `json:"retried"`
-}
-
-type discardedBody struct {
-	Discarded int `json:"discarded"`
 }
 
 func (s *Server) retryAllDeadLetters(w http.ResponseWriter, r *http.Request) error {
@@ -472,7 +458,7 @@ func (s *Server) retryAllDeadLetters(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, retriedBody{n})
+	writeJSON(w, http.StatusOK, RetriedCount{n})
 	return nil
 }
 
@@ -481,7 +467,7 @@ func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, retriedBody{n})
+	writeJSON(w, http.StatusOK, RetriedCount{n})
 	return nil
 }
 
@@ -490,7 +476,7 @@ func (s *Server) discardAllDeadLetters(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, discardedBody{n})
+	writeJSON(w, http.StatusOK, DiscardedCount{n})
 	return nil
 }
 
@@ -499,7 +485,7 @@ func (s *Server) discardDeadLetter(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, discardedBody{n})
+	writeJSON(w, http.StatusOK, DiscardedCount{n})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -325,6 +326,16 @@ func (l *Local) DeadLetters(ctx context.Context, consumer string, limit int) ([]
 	for i, d := range dls {
 		out[i] = DeadLetter{EventID: d.EventID, Type: d.Type, Position: d.Position, Partition: d.Partition,
 			Attempts: d.Attempts, Error: d.Error, FailedAt: d.FailedAt, RetryRequested: d.RetryRequested}
+		// A dead letter names its event; the key and data are the event's.
+		// One lookup each: dead letters are few, and listing them is rare.
+		e, err := l.m.EventByID(ctx, d.EventID)
+		if errors.Is(err, monster.ErrNotFound) {
+			continue // not in the log (any more): data null rather than no list
+		}
+		if err != nil {
+			return nil, apiError(fmt.Errorf("monster: dead letter of consumer %q for event %s: %w", consumer, d.EventID, err))
+		}
+		out[i].Key, out[i].Data = e.Key, e.Data
 	}
 	return out, nil
 }

@@ -154,7 +154,7 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	// The receiver recovers; retry one dead letter, then all.
 	rcv.setFailures(0)
 	status, body := b.call(t, "POST", "/v1/consumers/audit/dead/"+evs[0].ID+"/retry", "", nil)
-	if status != 200 || decode[retriedBody](t, body).Retried != 1 {
+	if status != 200 || decode[RetriedCount](t, body).Retried != 1 {
 		t.Fatalf("retry one: %d %s", status, body)
 	}
 	monstertest.EventuallyWithin(t, 10*time.Second, "retried dead letter delivered", func() bool { return rcv.acceptedCount() == 1 })
@@ -164,7 +164,7 @@ func TestWebhookDeadLettersAndRetry(t *testing.T) {
 	})
 	// Discard one, retry the rest.
 	status, body = b.call(t, "DELETE", "/v1/consumers/audit/dead/"+evs[1].ID, "", nil)
-	if status != 200 || decode[discardedBody](t, body).Discarded != 1 {
+	if status != 200 || decode[DiscardedCount](t, body).Discarded != 1 {
 		t.Fatalf("discard one: %d %s", status, body)
 	}
 	if n, err := b.client.RetryDeadLetters(ctx, "audit"); err != nil || n != 1 {

@@ -47,7 +47,7 @@ Commands:
 	events      list events: monster events [--type T] [--after P] [--limit N|--all]
 	tail        print events as they are logged: monster tail [GLOB...]
 	types       list event types with counts and rates
-	consumers   list consumers: position, lag, in flight, failures, dead letters
+	consumers   list consumers: position, lag, in flight, failures, dead letters, members (-v: each partition)
 	reset       move a consumer: monster reset CONSUMER --to beginning|end|POSITION|TIME [--wait]
 	dead        dead letters: monster dead list|retry|discard CONSUMER [ID...|--all] [--wait]
 	migrate     create or upgrade a store's schema: monster migrate [--store URL]
@@ -214,8 +214,24 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// orEmpty is s, or an empty slice for nil, so that --json prints [] as the
+// HTTP API does, never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// cell is s for a table cell: cut to n runes, with line breaks and tabs
+// (a key or a pretty-printed JSON value may hold them) shown as spaces, so
+// that one row stays one line and the columns stay aligned.
+func cell(s string, n int) string {
+	return shorten(strings.Join(strings.Fields(s), " "), n)
 }
 
 // shorten cuts s to n runes for a table cell.

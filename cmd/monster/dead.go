@@ -72,17 +72,19 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, dls)
+			// The shape of GET /v1/consumers/{name}/dead.
+			return writeJSON(c.stdout, daemon.DeadLetterList{DeadLetters: orEmpty(dls)})
 		}
 		tw := newTable(c.stdout)
-		fmt.Fprintln(tw, "EVENT ID\tPOSITION\tTYPE\tATTEMPTS\tFAILED AT\tRETRYING\tERROR")
+		fmt.Fprintln(tw, "EVENT ID\tPOSITION\tTYPE\tKEY\tDATA\tATTEMPTS\tFAILED AT\tRETRYING\tERROR")
 		for _, d := range dls {
 			retrying := ""
 			if d.RetryRequested {
 				retrying = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", d.EventID, d.Position, d.Type, d.Attempts,
-				d.FailedAt.Format("2006-01-02 15:04:05"), retrying, shorten(d.Error, 80))
+			// The data is cut to a preview; --json has it whole.
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.EventID, d.Position, d.Type, cell(d.Key, 30),
+				cell(string(d.Data), 40), d.Attempts, d.FailedAt.Format("2006-01-02 15:04:05"), retrying, shorten(d.Error, 80))
 		}
 		return tw.Flush()
 	case "retry":
@@ -115,7 +117,7 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, map[string]int{"retried": n})
+			return writeJSON(c.stdout, daemon.RetriedCount{Retried: n})
 		}
 		_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s marked for retry; the processes running it pick them up\n", n, c.consumer)
 		return err
@@ -125,7 +127,7 @@ func (c *DeadCommand) Run(ctx context.Context) error {
 			return err
 		}
 		if c.target.json {
-			return writeJSON(c.stdout, map[string]int{"discarded": n})
+			return writeJSON(c.stdout, daemon.DiscardedCount{Discarded: n})
 		}
 		_, err = fmt.Fprintf(c.stdout, "%d dead letters of %s discarded (the events stay in the log)\n", n, c.consumer)
 		return err

@@ -70,7 +70,19 @@ func withDeadLetters(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, typ := range []string{"user.signed_up", "order.placed", "user.bought_shirt"} {
-		if _, err := m.Log(ctx, typ, map[string]string{"t": typ}); err != nil {
+		var opts []monster.LogOption
+		if typ == "user.signed_up" {
+			opts = append(opts, monster.WithKey("ada"))
+		}
+		if typ == "user.bought_shirt" {
+			// Data longer than the table's preview.
+			data := map[string]string{"t": typ, "note": strings.Repeat("x", 100)}
+			if _, err := m.Log(ctx, typ, data, opts...); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := m.Log(ctx, typ, map[string]string{"t": typ}, opts...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,6 +101,16 @@ func withDeadLetters(t *testing.T) string {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return path
+}
+
+// compactJSON is b without insignificant space (--json indents).
+func compactJSON(t *testing.T, b []byte) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatalf("compacting %s: %v", b, err)
+	}
+	return out.String()
 }
 
 // serve runs `monster serve` on store at a loopback port until the test
@@ -167,20 +189,31 @@ func TestCommands(t *testing.T) {
 				}
 			}
 
-			var dls []daemon.DeadLetter
-			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &dls); err != nil || len(dls) != 2 || !strings.Contains(dls[0].Error, "smtp down") {
-				t.Fatalf("dead list: %+v, %v", dls, err)
+			var list daemon.DeadLetterList
+			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &list); err != nil || len(list.DeadLetters) != 2 || !strings.Contains(list.DeadLetters[0].Error, "smtp down") {
+				t.Fatalf("dead list: %+v, %v", list, err)
+			}
+			dls := list.DeadLetters
+			// The event's key and data: whole in JSON, a preview in the table.
+			if dls[0].Key != "ada" || compactJSON(t, dls[0].Data) != `{"t":"user.signed_up"}` || dls[1].Key != "" ||
+				!strings.Contains(string(dls[1].Data), strings.Repeat("x", 100)) {
+				t.Errorf("dead list --json: key and data %q %s, %q %s", dls[0].Key, dls[0].Data, dls[1].Key, dls[1].Data)
 			}
 			out = mustRun(t, env, "dead", "list", "mailer")
-			if !strings.Contains(out, dls[0].EventID) || !strings.Contains(out, "smtp down") {
-				t.Errorf("dead list table:\n%s", out)
+			for _, want := range []string{dls[0].EventID, "smtp down", "KEY", "DATA", "ada", `{"t":"user.signed_up"}`, "xxxxxxxxxx…"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("dead list table lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, strings.Repeat("x", 100)) {
+				t.Errorf("dead list table shows the whole data, want a preview:\n%s", out)
 			}
 			out = mustRun(t, env, "dead", "retry", "mailer", dls[0].EventID)
 			if !strings.Contains(out, "1 dead letters of mailer marked for retry") {
 				t.Errorf("dead retry: %q", out)
 			}
-			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &dls); err != nil || !dls[0].RetryRequested {
-				t.Errorf("after retry: %+v, %v", dls, err)
+			if err := json.Unmarshal([]byte(mustRun(t, env, "dead", "list", "mailer", "--json")), &list); err != nil || !list.DeadLetters[0].RetryRequested {
+				t.Errorf("after retry: %+v, %v", list, err)
 			}
 
 			out = mustRun(t, env, "reset", "mailer", "--to", "end")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/gomonster/monster/daemon"
 )
@@ -40,7 +41,17 @@ func (c *TailCommand) Run(ctx context.Context) error {
 		if c.target.json {
 			return enc.Encode(e) // one JSON object per line
 		}
-		_, err := fmt.Fprintf(c.stdout, "%d  %s  %s  %s\n", e.Position, e.Time.Format("15:04:05.000"), e.Type, e.Data)
+		_, err := fmt.Fprintln(c.stdout, tailLine(e))
 		return err
 	})
+}
+
+// tailLine is one event as tail prints it: position, time (UTC), type, key
+// ("-" when it has none, so that every line has the same columns) and data.
+func tailLine(e daemon.Event) string {
+	key := e.Key
+	if key == "" {
+		key = "-"
+	}
+	return fmt.Sprintf("%d  %s  %s  %s  %s", e.Position, e.Time.UTC().Format("15:04:05.000"), e.Type, strings.Join(strings.Fields(key), " "), e.Data)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/gomonster/monster/daemon"
 )
 
 // TypesCommand lists event types with counts and recent rates.
@@ -37,7 +39,8 @@ func (c *TypesCommand) Run(ctx context.Context) error {
 		return err
 	}
 	if c.target.json {
-		return writeJSON(c.stdout, types)
+		// The shape of GET /v1/types.
+		return writeJSON(c.stdout, daemon.TypeList{Types: orEmpty(types)})
 	}
 	tw := newTable(c.stdout)
 	fmt.Fprintln(tw, "TYPE\tCOUNT\tLAST MINUTE\tRATE/S\tDECLARED")
