@@ -102,7 +102,8 @@ func TestBackgroundCompilesNoServerDriver(t *testing.T) {
 	for _, dep := range deps {
 		for _, banned := range []string{
 			"github.com/gomonster/monster/store/postgres", "github.com/gomonster/monster/store/mongodb",
-			"github.com/jackc/pgx", "go.mongodb.org/",
+			"github.com/gomonster/monster/store/nats",
+			"github.com/jackc/pgx", "go.mongodb.org/", "github.com/nats-io/",
 		} {
 			require.False(t, strings.HasPrefix(dep, banned), "background imports %s", dep)
 		}
