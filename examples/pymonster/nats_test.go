@@ -1,13 +1,7 @@
 package pymonster_test
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,15 +30,7 @@ func TestWalkthroughOnNATS(t *testing.T) {
 
 	consumer := startConsumer(t, bin, storeURL)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "producer"), "-n", "20")
-	cmd.Env = append(os.Environ(), "MONSTER_STORE="+storeURL)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "producer: %s", stderr.String())
-	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	lines := runProducer(t, bin, storeURL, 20)
 	require.Len(t, lines, 3+1+2*20+20)
 	require.Equal(t, `[Event][user.bought_shirt] {"user":"gordon","quantity":2}`, lines[1])
 
@@ -62,6 +48,7 @@ func TestWalkthroughOnNATS(t *testing.T) {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
+	ctx := t.Context()
 	st, err := js.Stream(ctx, "walkthrough_events")
 	require.NoError(t, err)
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter("walkthrough.ev.>"))
